@@ -1,0 +1,91 @@
+"""Settings: defaults, then `instance/config.py`, then GOATCOUNTER_* environment variables."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+# Every setting the server reads, with its default. The environment variable for a
+# setting is GOATCOUNTER_<NAME>; its type is the type of the default.
+DEFAULTS: dict[str, Any] = {
+    # SQLite database file; relative paths are taken from the instance folder.
+    "DB": "goatcounter.sqlite3",
+    # Named rate limits, "name:requests/seconds" joined with commas; "name:none" turns
+    # one off. Names as upstream: api, api-count, export, count.
+    "RATELIMIT": "api:60/120,api-count:60/120,export:10/3600,count:4/1",
+    # Where rate-limit counters live: "sqlite" (a file beside the database, shared by
+    # every worker), "memory" (per process: tests only) or a redis:// URL.
+    "RATELIMIT_STORAGE": "sqlite",
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: addresses or
+    # networks, comma-separated. Empty: the socket address is the client.
+    "TRUSTED_PROXIES": "",
+    # Largest request body accepted, in bytes (413 above it).
+    "MAX_BODY": 10 * 1024 * 1024,
+    # Folder for export files; relative paths are taken from the instance folder.
+    "EXPORT_DIR": "exports",
+    # Hours an export file is kept before it is deleted.
+    "EXPORT_RETENTION_HOURS": 24,
+    # Days raw hits (the rows exports read) are kept; 0 keeps them forever.
+    "HIT_RETENTION_DAYS": 0,
+    # Days bot hits are kept (upstream keeps them 30 days).
+    "BOT_RETENTION_DAYS": 30,
+    # Secret for signing; generated and kept in the instance folder when unset.
+    "SECRET_KEY": "",
+    # Hours of inactivity after which a visitor session ends.
+    "SESSION_HOURS": 8,
+    # Log every request (gunicorn's access log does the same; off by default).
+    "LOG_REQUESTS": False,
+}
+
+
+def _coerce(name: str, raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError as exc:
+            raise SystemExit(f"GOATCOUNTER_{name}: not a whole number: {raw!r}") from exc
+    return raw
+
+
+def from_environ(environ: dict[str, str] | os._Environ[str] = os.environ) -> dict[str, Any]:
+    """The settings given as GOATCOUNTER_* environment variables, typed like their defaults."""
+    out: dict[str, Any] = {}
+    for name, default in DEFAULTS.items():
+        raw = environ.get(f"GOATCOUNTER_{name}")
+        if raw is not None:
+            out[name] = _coerce(name, raw, default)
+    return out
+
+
+def instance_path(environ: dict[str, str] | os._Environ[str] = os.environ) -> str:
+    """The instance folder: GOATCOUNTER_INSTANCE, or `instance/` in the working directory."""
+    return os.path.abspath(environ.get("GOATCOUNTER_INSTANCE") or "instance")
+
+
+def secret_key(instance: str) -> str:
+    """The secret kept in the instance folder, created on first use."""
+    path = Path(instance) / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    key = secrets.token_hex(32)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(key + "\n")
+    tmp.chmod(0o600)
+    # Several workers may start at once: the first rename wins, and everybody reads it back.
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()
+
+
+def resolve(instance: str, value: str) -> str:
+    """A path setting made absolute against the instance folder."""
+    return value if os.path.isabs(value) else os.path.join(instance, value)

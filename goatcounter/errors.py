@@ -1,0 +1,146 @@
+"""The API's exception tree, and the one place that turns errors into replies.
+
+Views raise; the handlers here render `{"error": "..."}` or `{"errors": {...}}`,
+never both, always as JSON.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import traceback
+from typing import Any
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from .responses import json_response
+
+log = logging.getLogger(__name__)
+
+
+class APIError(Exception):
+    """An error with a status and a message for the client."""
+
+    status = 500
+
+    def __init__(self, message: str, status: int | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.message}
+
+
+class BadRequest(APIError):
+    status = 400
+
+
+class Unauthorized(APIError):
+    status = 401
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": "Basic realm=GoatCounter"})
+
+
+class Forbidden(APIError):
+    status = 403
+
+
+class NotFound(APIError):
+    status = 404
+
+    def __init__(self, message: str = "not found") -> None:
+        super().__init__(message)
+
+
+class MethodNotAllowed(APIError):
+    status = 405
+
+    def __init__(self, message: str = "method not allowed") -> None:
+        super().__init__(message)
+
+
+class Gone(APIError):
+    status = 410
+
+
+class PayloadTooLarge(APIError):
+    status = 413
+
+
+class UnsupportedMediaType(APIError):
+    status = 415
+
+
+class TooManyRequests(APIError):
+    status = 429
+
+
+class ValidationError(APIError):
+    """Field errors: `{"errors": {"field": ["message", ...]}}`."""
+
+    status = 400
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(f"{k}: {', '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+    def body(self) -> dict[str, Any]:
+        return {"errors": self.errors}
+
+
+def error_code(text: str) -> str:
+    """A short base36 code for an internal error, stable for the same error."""
+    num = int.from_bytes(hashlib.sha256(text.encode()).digest()[:5], "big")
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while num:
+        num, rem = divmod(num, 36)
+        out = digits[rem] + out
+    return out or "0"
+
+
+def unexpected_error(exc: BaseException) -> Response:
+    """500 with upstream's wording; the traceback goes to the log, not to the client."""
+    detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    code = error_code(f"{type(exc).__name__}: {exc}")
+    log.error("unexpected error %s on %s %s\n%s", code, request.method, request.path, detail)
+    return json_response(
+        {"error": f"unexpected error code ‘{code}’; this has been reported for investigation"},
+        500)
+
+
+def render(exc: APIError) -> Response:
+    """The reply for an APIError."""
+    return json_response(exc.body(), exc.status, exc.headers)
+
+
+_HTTP_MESSAGES = {
+    400: "bad request",
+    404: "not found",
+    405: "method not allowed",
+    413: "request body too large",
+    415: "unsupported media type",
+}
+
+
+def _http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    if 300 <= status < 400:
+        return exc.get_response()
+    message = _HTTP_MESSAGES.get(status) or (exc.description or exc.name).rstrip(".")
+    if status == 413:
+        from flask import current_app
+        message = f"request body is larger than {current_app.config['MAX_BODY']} bytes"
+    return json_response({"error": message}, status)
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers that shape every error reply."""
+    app.register_error_handler(APIError, render)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, unexpected_error)

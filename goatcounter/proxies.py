@@ -1,0 +1,50 @@
+"""Client addresses behind a reverse proxy.
+
+X-Forwarded-For is believed only when the connection comes from a proxy named in
+TRUSTED_PROXIES; anybody else could write whatever address they like into it.
+"""
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse(text: str) -> list[Network]:
+    """A comma list of addresses or networks."""
+    out: list[Network] = []
+    for part in text.split(","):
+        part = part.strip()
+        if part:
+            try:
+                out.append(ipaddress.ip_network(part, strict=False))
+            except ValueError as exc:
+                raise SystemExit(f"GOATCOUNTER_TRUSTED_PROXIES: not an address or network: "
+                                 f"{part!r}") from exc
+    return out
+
+
+def _trusted(addr: str, networks: Iterable[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+class TrustedProxies:
+    """WSGI middleware: ProxyFix for requests from a trusted proxy, nothing otherwise."""
+
+    def __init__(self, app: Callable[..., Any], networks: list[Network]) -> None:
+        self.app = app
+        self.networks = networks
+        self.fixed = ProxyFix(app, x_for=1, x_proto=1, x_host=0, x_port=0, x_prefix=0)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if _trusted(environ.get("REMOTE_ADDR", ""), self.networks):
+            return self.fixed(environ, start_response)
+        return self.app(environ, start_response)

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from goatcounter import auth, clock, create_app, db, sites, users
+
+
+@pytest.fixture(autouse=True)
+def _wall_clock() -> Iterator[None]:
+    clock.reset()
+    yield
+    clock.reset()
+
+
+@pytest.fixture
+def app_config(tmp_path) -> dict[str, Any]:
+    """Settings of the test app; tests may change them before asking for `app`."""
+    return {"INSTANCE": str(tmp_path / "instance"), "TESTING": True,
+            "SECRET_KEY": "test-secret"}
+
+
+@pytest.fixture
+def app(app_config) -> Flask:
+    return create_app(app_config)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask):
+    return app.test_cli_runner()
+
+
+def make_site(app: Flask, cname: str = "stats.example.com", perms: int = auth.PERM_ALL,
+              parent: int | None = None, settings: dict | None = None,
+              email: str = "admin@example.com", access: str = "a",
+              token_sites: list[int] | None = None) -> tuple[dict, str]:
+    """A site with an admin user and a token; returns (site, token)."""
+    with app.app_context():
+        def run(conn):
+            site = sites.create(conn, cname=cname, parent=parent, settings=settings)
+            account = parent or site["id"]
+            user = users.create(conn, site_id=account, email=email, access=access)
+            token, _ = auth.create_token(conn, user=user, name="test", permissions=perms,
+                                         site_ids=token_sites)
+            return site, token
+        return db.write(run)
+
+
+class API:
+    """A test client that talks JSON with a token, like a real API client."""
+
+    def __init__(self, client: FlaskClient, token: str | None, host: str) -> None:
+        self.client, self.token, self.host = client, token, host
+
+    def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        h = {"Content-Type": "application/json", "Host": self.host}
+        if self.token:
+            h["Authorization"] = f"Bearer {self.token}"
+        h.update(extra or {})
+        return h
+
+    def request(self, method: str, path: str, body: Any = None,
+                headers: dict[str, str] | None = None, **kw: Any):
+        data = None if body is None else (body if isinstance(body, str | bytes)
+                                          else json.dumps(body))
+        return self.client.open(path, method=method, data=data, headers=self.headers(headers),
+                                **kw)
+
+    def get(self, path: str, **kw: Any):
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw: Any):
+        return self.request("POST", path, body if body is not None else {}, **kw)
+
+    def patch(self, path: str, body: Any = None, **kw: Any):
+        return self.request("PATCH", path, body if body is not None else {}, **kw)
+
+    def put(self, path: str, body: Any = None, **kw: Any):
+        return self.request("PUT", path, body if body is not None else {}, **kw)
+
+
+@pytest.fixture
+def site_token(app: Flask) -> tuple[dict, str]:
+    return make_site(app)
+
+
+@pytest.fixture
+def api(client: FlaskClient, site_token) -> API:
+    site, token = site_token
+    return API(client, token, site["cname"])
+
+
+def assert_error(resp, status: int, message: str | None = None) -> dict:
+    """The reply is an API error: JSON, the status, `error` (and not `errors`)."""
+    assert resp.status_code == status, (resp.status_code, resp.get_data(as_text=True))
+    assert resp.headers["Content-Type"].startswith("application/json")
+    body = resp.get_json()
+    assert "error" in body and "errors" not in body, body
+    if message is not None:
+        assert body["error"] == message
+    return body
+
+
+def assert_errors(resp, status: int, errors: dict | None = None) -> dict:
+    """The reply is a validation error: JSON with `errors` (and not `error`)."""
+    assert resp.status_code == status, (resp.status_code, resp.get_data(as_text=True))
+    assert resp.headers["Content-Type"].startswith("application/json")
+    body = resp.get_json()
+    assert "errors" in body and "error" not in body, body
+    if errors is not None:
+        assert body["errors"] == errors
+    return body

@@ -1,0 +1,145 @@
+"""Authentication and permissions, spec section 2 and 3."""
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from goatcounter import auth, db
+from tests.conftest import API, assert_error, make_site
+
+
+def test_me_returns_user_and_token(api):
+    resp = api.get("/api/v0/me")
+    assert resp.status_code == 200
+    body = resp.get_json()
+    assert body["token"] == {"name": "test", "permissions": auth.PERM_ALL, "sites": [-1]}
+    assert body["user"]["email"] == "admin@example.com"
+    assert body["user"]["access"] == {"all": "a"}
+    assert list(body["user"]) == ["id", "site", "email", "email_verified", "totp_enabled",
+                                  "access", "login_at", "open_at", "reset_at", "settings",
+                                  "last_report_at", "created_at", "updated_at"]
+
+
+@pytest.mark.parametrize(("header", "message"), [
+    (None, "no Authorization header"),
+    ("", "no Authorization header"),
+    ("   ", "no Authorization header"),
+    ("Bearer", "wrong format for Authorization header"),
+    ("Bearer a b", "wrong format for Authorization header"),
+    ("bearer {token}", "wrong format for Authorization header"),
+    ("BEARER {token}", "wrong format for Authorization header"),
+    ("Token {token}", "wrong format for Authorization header"),
+    ("Basic !!!notbase64", "wrong format for Authorization header"),
+    ("Basic YWJj", "wrong format for Authorization header"),  # no padding issue: 'abc'
+    ("Bearer not-a-real-token", "unknown token"),
+    ("Bearer {token}x", "unknown token"),
+    ("Bearer {upper}", "unknown token"),
+])
+def test_auth_errors(client, site_token, header, message):
+    site, token = site_token
+    headers = {"Host": site["cname"], "Content-Type": "application/json"}
+    if header is not None:
+        headers["Authorization"] = header.format(token=token, upper=token.upper())
+    resp = client.get("/api/v0/me", headers=headers)
+    if message == "wrong format for Authorization header" and header == "Basic YWJj":
+        # "abc" is valid base64 without a colon: upstream goes on with an empty token.
+        message = "unknown token"
+    assert_error(resp, 401, message)
+    assert resp.headers["WWW-Authenticate"] == "Basic realm=GoatCounter"
+
+
+def test_basic_auth_uses_the_part_after_the_colon(client, site_token):
+    site, token = site_token
+    value = base64.b64encode(f"anything:{token}".encode()).decode()
+    resp = client.get("/api/v0/me", headers={"Host": site["cname"],
+                                              "Authorization": f"Basic {value}"})
+    assert resp.status_code == 200
+
+
+def test_extra_whitespace_in_header_is_fine(client, site_token):
+    site, token = site_token
+    resp = client.get("/api/v0/me", headers={"Host": site["cname"],
+                                              "Authorization": f"  Bearer    {token}  "})
+    assert resp.status_code == 200
+
+
+def test_token_limited_to_other_site_is_forbidden(app, client):
+    site, _ = make_site(app, cname="a.example.com")
+    _other, token = make_site(app, cname="b.example.com", parent=site["id"],
+                             email="x@example.com", token_sites=[site["id"]])
+    # The token belongs to the account (site a) but may only use site a.
+    resp = client.get("/api/v0/me", headers={"Host": "b.example.com",
+                                              "Authorization": f"Bearer {token}"})
+    assert_error(resp, 403, "this token does not have access to this site")
+
+
+def test_token_of_another_account_is_unknown(app, client):
+    make_site(app, cname="a.example.com")
+    _, token_b = make_site(app, cname="b.example.com", email="b@example.com")
+    resp = client.get("/api/v0/me", headers={"Host": "a.example.com",
+                                              "Authorization": f"Bearer {token_b}"})
+    assert_error(resp, 401, "unknown token")
+
+
+def test_non_admin_user_can_not_use_tokens(app, client):
+    site, token = make_site(app, access="r")
+    resp = client.get("/api/v0/me", headers={"Host": site["cname"],
+                                              "Authorization": f"Bearer {token}"})
+    assert_error(resp, 401, "only admins can create and use API keys")
+
+
+def test_unknown_host_with_several_sites(app, client):
+    make_site(app, cname="a.example.com")
+    _, token = make_site(app, cname="b.example.com", email="b@example.com")
+    resp = client.get("/api/v0/me", headers={"Host": "nope.example.com",
+                                              "Authorization": f"Bearer {token}"})
+    assert_error(resp, 400, 'no site at this domain ("nope.example.com")')
+
+
+def test_single_site_serves_any_host(app, client, site_token):
+    _, token = site_token
+    resp = client.get("/api/v0/me", headers={"Host": "127.0.0.1:9999",
+                                              "Authorization": f"Bearer {token}"})
+    assert resp.status_code == 200
+
+
+@pytest.mark.parametrize(("perms", "required", "status"), [
+    (auth.PERM_COUNT, auth.PERM_STATS, 403),
+    (auth.PERM_STATS, auth.PERM_STATS, 200),
+    (auth.PERM_COUNT | auth.PERM_EXPORT, auth.PERM_EXPORT, 200),
+    (auth.PERM_COUNT, 0, 200),
+])
+def test_permission_on_test_endpoint(app, client, perms, required, status):
+    site, token = make_site(app, perms=perms)
+    api = API(client, token, site["cname"])
+    resp = api.get(f"/api/v0/test?perm={required}")
+    assert resp.status_code == status
+    if status == 403:
+        assert_error(resp, 403, "requires 'stats' permissions")
+
+
+def test_permission_message_lists_names_in_upstream_order(app, client):
+    site, token = make_site(app, perms=auth.PERM_STATS)
+    api = API(client, token, site["cname"])
+    resp = api.post("/api/v0/test", {"perm": auth.PERM_EXPORT | auth.PERM_COUNT
+                                     | auth.PERM_SITE_READ})
+    assert_error(resp, 403, "requires 'count', 'export', 'site-read' permissions")
+
+
+def test_tokens_are_stored_only_as_hashes(app, site_token):
+    _, token = site_token
+    with app.app_context():
+        conn = db.get_db()
+        dump = "\n".join(conn.iterdump())
+        assert token not in dump
+        row = conn.execute("SELECT token_hash FROM api_tokens").fetchone()
+        assert row["token_hash"] == auth.hash_token(token)
+
+
+def test_parse_perms():
+    assert auth.parse_perms("count,export") == 6
+    assert auth.parse_perms("site_read, site-create") == 24
+    assert auth.parse_perms("all") == auth.PERM_ALL
+    with pytest.raises(ValueError, match="unknown permission"):
+        auth.parse_perms("count,fly")
