@@ -30,7 +30,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.url_map.strict_slashes = False
 
-    from . import api, auth, db, errors, proxies, ratelimit, sites  # noqa: F401  (their CLI commands register on import)
+    # auth and sites register their CLI commands when imported.
+    from . import auth, db, errors, proxies, ratelimit, sites  # noqa: F401
+    from .views import api
 
     db.init_app(app)
     errors.init_app(app)

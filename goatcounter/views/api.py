@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, redirect, request
 
-from . import auth, db, params, users
-from .errors import BadRequest, MethodNotAllowed, PayloadTooLarge, UnsupportedMediaType
-from .responses import json_response
+from .. import auth, db, params, users
+from ..errors import BadRequest, MethodNotAllowed, PayloadTooLarge, UnsupportedMediaType
+from ..responses import json_response
 
 bp = Blueprint("api", __name__, url_prefix="/api/v0")
 
