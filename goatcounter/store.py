@@ -120,7 +120,7 @@ _INSERT_HIT = (
 
 
 def _save(conn: sqlite3.Connection, cache: Ids, site: dict[str, Any], hits: list[Hit],
-          now: int) -> int:
+          now: int, preset_sessions: bool) -> int:
     site_id = site["id"]
     bots = [h for h in hits if h.bot]
     kept = [h for h in hits if not h.bot and not h.dropped]
@@ -132,8 +132,10 @@ def _save(conn: sqlite3.Connection, cache: Ids, site: dict[str, Any], hits: list
         h.browser_id = _named_id(conn, cache, "browsers", h.browser) if h.browser else None
         h.system_id = _named_id(conn, cache, "systems", h.system) if h.system else None
         h.campaign_id = _campaign_id(conn, cache, site_id, h.campaign) if h.campaign else None
-        h.session, h.first_visit = None, True
-    _first_visits(conn, cache, site_id, counted, now)
+    if not preset_sessions:
+        for h in counted:
+            h.session, h.first_visit = None, True
+        _first_visits(conn, cache, site_id, counted, now)
 
     if site["settings"]["collect"] & defaults.COLLECT_HITS:
         conn.executemany(_INSERT_HIT, [
@@ -165,12 +167,14 @@ def _mark_received(conn: sqlite3.Connection, site: dict[str, Any], earliest: int
 
 def save(site: dict[str, Any], hits: list[Hit],
          guard: Callable[[sqlite3.Connection], Any] | None = None,
-         extra: Callable[[sqlite3.Connection], Any] | None = None) -> Any:
+         extra: Callable[[sqlite3.Connection], Any] | None = None,
+         preset_sessions: bool = False) -> Any:
     """Store hits of one site in one transaction (retried while the database is busy).
 
     In the same transaction, `guard` runs first: when it returns something other than
     None, nothing is stored and that is returned. `extra` runs last. Returns the number
-    of counted hits otherwise.
+    of counted hits otherwise. With `preset_sessions` the hits' `session` and
+    `first_visit` are kept as given (an import of hits that were counted before).
     """
     cache = ids()
     now = int(clock.now())
@@ -181,7 +185,7 @@ def save(site: dict[str, Any], hits: list[Hit],
             found = guard(conn)
             if found is not None:
                 return found
-        count = _save(conn, cache, site, hits, now)
+        count = _save(conn, cache, site, hits, now, preset_sessions)
         if extra is not None:
             extra(conn)
         return count
