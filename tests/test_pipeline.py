@@ -1,0 +1,225 @@
+"""Each step of the hit pipeline on its own (spec section 12)."""
+from __future__ import annotations
+
+import pytest
+
+from goatcounter.pipeline import bots, languages, locations, paths, referrers, sizes, useragents
+from goatcounter.pipeline.process import validate
+
+
+@pytest.mark.parametrize(("raw", "event", "want"), [
+    ("/", False, "/"),
+    ("", False, ""),
+    ("   ", False, ""),
+    ("foo.html", False, "/foo.html"),
+    ("//page/", False, "/page"),
+    ("//", False, "/"),
+    ("/blog/", False, "/blog"),
+    ("//docs//api//", False, "/docs//api"),
+    ("  /trimmed  ", False, "/trimmed"),
+    ("/contact?", False, "/contact"),
+    ("/contact?&", False, "/contact"),
+    ("/page?fbclid=x&a=b", False, "/page?a=b"),
+    ("/page?fbclid=x", False, "/page"),
+    ("/page?utm_source=x&utm_medium=y", False, "/page"),
+    ("/search?q=hello%20world&a=1&utm_campaign=x", False, "/search?a=1&q=hello+world"),
+    ("/pricing?plan=pro&fbclid=IwAR0abc", False, "/pricing?plan=pro"),
+    ("/p?from=singlemessage&x=1", False, "/p?x=1"),
+    ("/p?from=elsewhere", False, "/p?from=elsewhere"),
+    ("/p?ref=ph&gclid=1&mc_cid=2&_x_tr_sl=de", False, "/p"),
+    ("/web/20200104233523/https://www.arp242.net/tmux.html", False, "/tmux.html"),
+    ("/web/20200104233523/https://www.arp242.net/", False, "/"),
+    ("/café", False, "/café"),
+    ("/caf%C3%A9", False, "/caf%C3%A9"),
+    ("/download/report.pdf", True, "download/report.pdf"),
+    ("/", True, "(no event name)"),
+    ("", True, "(no event name)"),
+    ("signup-click", True, "signup-click"),
+])
+def test_clean_path(raw, event, want):
+    assert paths.clean_path(raw, event) == want
+
+
+@pytest.mark.parametrize(("path", "want"), [
+    ("/favicon.ico", True), ("/servlet/redirect.srv/x", True), ("/a<html>b", True),
+    ("/favicon.ico2", False), ("/", False),
+])
+def test_ignored_paths(path, want):
+    assert paths.ignored(path) is want
+
+
+@pytest.mark.parametrize(("raw", "want"), [
+    ("", ("", "o")),
+    ("https://example.com?p=x", ("example.com", "h")),
+    ("https://example.com/", ("example.com", "h")),
+    ("https://duckduckgo.com/", ("duckduckgo.com", "h")),
+    ("https://www.google.com/search?q=goatcounter", ("Google", "g")),
+    ("https://google.co.nz/", ("Google", "g")),
+    ("https://yandex.ru/search", ("Yandex", "g")),
+    ("https://news.ycombinator.com/item?id=42", ("Hacker News", "g")),
+    ("android-app://com.google.android.gm/", ("Email", "g")),
+    ("android-app://org.telegram.messenger", ("Telegram Messenger", "g")),
+    ("https://www.bing.com/search?q=web+analytics&form=QBLH", ("www.bing.com/search", "h")),
+    ("https://t.co/abc123", ("twitter.com/search?q=https%3A%2F%2Ft.co%2Fabc123", "h")),
+    ("https://old.reddit.com/r/programming/top", ("www.reddit.com/r/programming", "h")),
+    ("https://m.facebook.com/", ("www.facebook.com", "h")),
+    ("https://l.facebook.com/x", ("www.facebook.com", "g")),
+    ("https://lobste.rs/newest", ("lobste.rs", "h")),
+    ("https://lobste.rs/s/abc", ("lobste.rs/s/abc", "h")),
+    ("http://localhost:8080/dev", ("localhost:8080/dev", "h")),
+    ("newsletter", ("newsletter", "o")),
+    ("  spaced  ", ("spaced", "o")),
+])
+def test_clean_referrer(raw, want):
+    assert referrers.clean_referrer(raw) == want
+
+
+@pytest.mark.parametrize(("ref", "spam"), [
+    ("https://0n-line.tv/promo", True),
+    ("https://sub.0n-line.tv/", True),
+    ("http://localhost/dev", True),
+    ("http://localhost:8080/dev", False),
+    ("https://example.com/", False),
+    ("newsletter", False),
+])
+def test_referrer_spam(ref, spam):
+    assert referrers.is_spam(ref) is spam
+
+
+@pytest.mark.parametrize(("query", "want"), [
+    ("utm_source=twitter&utm_medium=social&utm_campaign=launch", ("twitter", "launch")),
+    ("?utm_campaign=Winter-Sale&utm_source=newsletter", ("newsletter", "Winter-Sale")),
+    ("ref=producthunt", ("producthunt", "")),
+    ("ref=hn", ("hn", "")),
+    ("src=a&source=b", ("a", "")),
+    ("utm_campaign=a&campaign=b", ("", "b")),
+    ("x=1", ("", "")),
+    ("", ("", "")),
+])
+def test_campaign(query, want):
+    assert referrers.campaign(query) == want
+
+
+FIREFOX_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0"
+
+
+@pytest.mark.parametrize(("ua", "browser", "system"), [
+    (FIREFOX_LINUX, ("Firefox", "131"), ("Linux", "")),
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Chrome/131.0.0.0 Safari/537.36", ("Chrome", "131"), ("Windows", "10")),
+    ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+     "like Gecko) Version/18.1 Mobile/15E148 Safari/604.1", ("Safari", "18.1"), ("iOS", "18.1")),
+    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+     "Version/18.1 Safari/605.1.15", ("Safari", "18.1"), ("macOS", "10.15")),
+    ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Chrome/131.0.6778.81 Mobile Safari/537.36", ("Chrome", "131"), ("Android", "14")),
+    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+     "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.2903.51", ("Edge", "131"), ("Windows", "10")),
+    ("", ("", ""), ("", "")),
+])
+def test_user_agent(ua, browser, system):
+    assert useragents.parse(ua) == (browser, system)
+
+
+@pytest.mark.parametrize(("ua", "code"), [
+    ("curl/8.5.0", bots.CLIENT_LIBRARY),
+    ("curl/7.8", bots.CLIENT_LIBRARY),
+    ("python-requests/2.31.0", bots.CLIENT_LIBRARY),
+    ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", bots.KNOWN_BOT),
+    ("Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", bots.KNOWN_BOT),
+    ("x", bots.SHORT_OR_ODD),
+    ("", bots.NONE),
+    (FIREFOX_LINUX, bots.NONE),
+])
+def test_bot_from_user_agent(ua, code):
+    assert bots.from_user_agent(ua) == code
+
+
+def test_no_user_agent_is_a_bot_on_count_only():
+    assert bots.from_request("") == bots.SHORT_OR_ODD
+    assert bots.from_user_agent("") == bots.NONE
+
+
+@pytest.mark.parametrize(("headers", "want"), [
+    ({"X-Moz": "prefetch"}, True), ({"Purpose": "prefetch"}, True),
+    ({"X-Purpose": "preview"}, True), ({"Sec-Purpose": "prefetch;prerender"}, True),
+    ({}, False), ({"Purpose": "other"}, False),
+])
+def test_prefetch(headers, want):
+    assert bots.is_prefetch(headers) is want
+
+
+@pytest.mark.parametrize(("ip", "want"), [
+    ("81.2.69.160", "GB"), ("8.8.8.8", "US"), ("2001:4860:4860::8888", "US"),
+    ("10.0.0.5", ""), ("192.168.1.10", ""), ("127.0.0.1", ""), ("not an ip", ""), ("", ""),
+])
+def test_lookup_ip(ip, want):
+    assert locations.lookup_ip(ip) == want
+
+
+@pytest.mark.parametrize(("loc", "collect", "regions", "want"), [
+    ("US-TX", True, ["US", "RU", "CN"], "US-TX"),
+    ("DE-BY", True, ["US", "RU", "CN"], "DE"),
+    ("DE-BY", True, [], "DE-BY"),
+    ("US-TX", False, ["US"], "US"),
+    ("NL", True, ["US"], "NL"),
+])
+def test_keep_region(loc, collect, regions, want):
+    assert locations.keep_region(loc, collect, regions) == want
+
+
+@pytest.mark.parametrize(("size", "want"), [
+    ("1920,1080,1", 1920), ("1920", 1920), (1920, 1920), ([1920, 1080, 2], 1920),
+    (None, 0), ("", 0), ("0", 0), ("412,915,2.625", 412), (1366.5, 1366), ([], 0),
+])
+def test_width(size, want):
+    assert sizes.width(size) == want
+
+
+@pytest.mark.parametrize("size", ["xxx", "1e400", [True], {"a": 1}, 2**40, "nan"])
+def test_bad_width(size):
+    with pytest.raises(sizes.SizeError):
+        sizes.width(size)
+
+
+@pytest.mark.parametrize(("width", "cls"), [
+    (0, "unknown"), (1, "phone"), (600, "phone"), (601, "tablet"), (1000, "tablet"),
+    (1001, "desktop"), (1920, "desktop"), (1921, "desktophd"),
+])
+def test_size_class(width, cls):
+    assert sizes.size_class(width) == cls
+
+
+@pytest.mark.parametrize(("tag", "want"), [
+    ("fr", "fra"), ("en-US", "eng"), ("EN_gb", "eng"), ("xx", ""), ("", ""), ("123", ""),
+])
+def test_language(tag, want):
+    assert languages.iso3(tag) == want
+
+
+def test_accept_language():
+    assert languages.from_accept_language("nl-NL,nl;q=0.9,en;q=0.8") == "nld"
+    assert languages.from_accept_language("*") == ""
+
+
+@pytest.mark.parametrize(("kw", "want"), [
+    ({"path": "/x"}, None),
+    ({"path": ""}, "path: must be set, must be longer than 1 characters."),
+    ({"path": "/" + "a" * 2047}, None),
+    ({"path": "/" + "a" * 2048}, "path: must be shorter than 2048 characters."),
+    ({"path": "/x", "title": "t" * 1024}, None),
+    ({"path": "/x", "title": "t" * 1025}, "title: must be shorter than 1024 characters."),
+    ({"path": "/x", "ref": "r" * 2049}, "ref: must be shorter than 2048 characters."),
+    ({"path": "/x", "user_agent": "u" * 513},
+     "user_agent_header: must be shorter than 512 characters."),
+    ({"path": "/x", "created_at": 1006.0}, "created_at: in the future."),
+    ({"path": "/x", "created_at": 1005.0}, None),
+    ({"path": "", "created_at": 2000.0},
+     "created_at: in the future.\npath: must be set, must be longer than 1 characters.\n"),
+    ({"path": "/\udcff"}, "path: must be UTF-8."),
+])
+def test_validate(kw, want):
+    args = {"path": "", "title": "", "ref": "", "user_agent": "", "created_at": 1000.0}
+    args.update(kw)
+    assert validate(args["path"], args["title"], args["ref"], args["user_agent"],
+                    args["created_at"], now=1000.0) == want
