@@ -33,6 +33,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # auth and sites register their CLI commands when imported.
     from . import auth, db, errors, proxies, ratelimit, sites  # noqa: F401
     from .views import api
+    from .views import count as count_views
+    from .views import sites as sites_views
 
     db.init_app(app)
     errors.init_app(app)
@@ -40,6 +42,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     ratelimit.init_app(app)
     api.init_hooks(app, "after")
     app.register_blueprint(api.bp)
+    app.register_blueprint(count_views.bp)
+    app.register_blueprint(sites_views.bp)
 
     networks = proxies.parse(app.config["TRUSTED_PROXIES"])
     if networks:
