@@ -32,7 +32,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     # auth and sites register their CLI commands when imported.
     from . import auth, db, errors, proxies, ratelimit, sites  # noqa: F401
-    from .views import api
+    from .views import api, countjs
     from .views import count as count_views
     from .views import sites as sites_views
 
@@ -44,6 +44,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(count_views.bp)
     app.register_blueprint(sites_views.bp)
+    app.register_blueprint(countjs.bp)
 
     networks = proxies.parse(app.config["TRUSTED_PROXIES"])
     if networks:

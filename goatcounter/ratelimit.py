@@ -214,15 +214,19 @@ def _choose_bucket() -> None:
         storage.forget_request()
 
 
-def _make_limit(name: str, amount: int, seconds: int) -> ApplicationLimit:
-    def exempt() -> bool:
-        if g.get("ratelimit_bucket") != name:
-            return True
-        # As upstream: the public counter doesn't limit the machine itself.
-        return name == "count" and request.remote_addr in ("127.0.0.1", "::1")
+def _unlimited() -> bool:
+    """Requests no bucket applies to skip the limiter's work altogether: it is measurable
+    on the pixel endpoint."""
+    name = g.get("ratelimit_bucket")
+    if name is None or current_app.extensions["goatcounter_limits"].get(name) is None:
+        return True
+    # As upstream: the public counter doesn't limit the machine itself.
+    return name == "count" and request.remote_addr in ("127.0.0.1", "::1")
 
+
+def _make_limit(name: str, amount: int, seconds: int) -> ApplicationLimit:
     return ApplicationLimit(limit_provider=f"{amount} per {seconds} seconds", scope=name,
-                            exempt_when=exempt)
+                            exempt_when=lambda: g.get("ratelimit_bucket") != name)
 
 
 def storage_uri(app: Flask) -> str:
@@ -255,6 +259,7 @@ def init_app(app: Flask) -> None:
         storage_uri=storage_uri(app),
         application_limits=[_make_limit(name, *pair)
                             for name, pair in limits.items() if pair is not None])
+    limiter.request_filter(_unlimited)
     limiter.init_app(app)
     app.extensions["goatcounter_limiter"] = limiter
     app.extensions["goatcounter_limits"] = limits
