@@ -31,8 +31,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.url_map.strict_slashes = False
 
     # auth and sites register their CLI commands when imported.
-    from . import auth, db, errors, proxies, ratelimit, sites  # noqa: F401
-    from .views import api, countjs
+    from . import auth, db, errors, pending, proxies, ratelimit, sites  # noqa: F401
+    from .views import api, countjs, pixel
     from .views import count as count_views
     from .views import sites as sites_views
 
@@ -41,11 +41,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     api.init_hooks(app, "before")
     ratelimit.init_app(app)
     api.init_hooks(app, "after")
+    pending.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(count_views.bp)
     app.register_blueprint(sites_views.bp)
     app.register_blueprint(countjs.bp)
 
+    pixel.init_app(app)
     networks = proxies.parse(app.config["TRUSTED_PROXIES"])
     if networks:
         app.wsgi_app = proxies.TrustedProxies(app.wsgi_app, networks)  # type: ignore[method-assign]

@@ -12,7 +12,7 @@ import sqlite3
 from typing import Any
 
 import click
-from flask import g, request
+from flask import current_app, g, request
 from flask.cli import with_appcontext
 
 from . import db, sites, users
@@ -130,8 +130,14 @@ def _token_from_header(header: str) -> str:
 def current_site() -> dict[str, Any]:
     """The site of the current request, from the Host header (cached on `g`)."""
     if "site" not in g:
-        g.site = sites.by_host(db.get_db(), request.host)
+        cache = current_app.extensions.setdefault("goatcounter_hosts", sites.HostCache())
+        g.site = cache.get(db.get_db(), request.host)
     return g.site
+
+
+def forget_sites() -> None:
+    """Drop this process's cached sites (after a site changed)."""
+    current_app.extensions.setdefault("goatcounter_hosts", sites.HostCache()).clear()
 
 
 def authenticate(required: int = 0) -> Auth:

@@ -34,8 +34,9 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_KEY": "",
     # Hours of inactivity after which a visitor session ends.
     "SESSION_HOURS": 8,
-    # Log every request (gunicorn's access log does the same; off by default).
-    "LOG_REQUESTS": False,
+    # Count pending /count pageviews from a background thread of each worker when
+    # traffic stops (else they wait for the next request or stats read).
+    "COUNT_IN_BACKGROUND": True,
 }
 
 

@@ -62,9 +62,11 @@ _LOCKS: dict[str, WriteLock] = {}
 
 
 class Connection(sqlite3.Connection):
-    """A connection that knows the write lock of its database."""
+    """A connection that knows the write lock of its database (and, inside a counting
+    transaction, the ids that transaction made: see store.write)."""
 
     write_lock: WriteLock
+    ids: Any = None
 
 
 def connect(path: str) -> sqlite3.Connection:

@@ -6,14 +6,17 @@ the whole server without running another service; `redis://` works too.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sqlite3
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Flask, Response, current_app, g, request
 from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded
+from limits import RateLimitItem
+from limits import parse as parse_limit
 from limits.storage import Storage
 
 from . import clock, config
@@ -214,6 +217,44 @@ def _choose_bucket() -> None:
         storage.forget_request()
 
 
+class Verdict(NamedTuple):
+    """The outcome of a limit checked outside Flask-Limiter's hook."""
+
+    allowed: bool
+    headers: dict[str, str]
+    message: str
+
+
+LOOPBACK = ("127.0.0.1", "::1")
+
+
+@functools.lru_cache(maxsize=16)
+def _item(amount: int, seconds: int) -> RateLimitItem:
+    return parse_limit(f"{amount} per {seconds} seconds")
+
+
+def check_count(app: Flask, ip: str, user_agent: str) -> Verdict | None:
+    """The `count` bucket for the pixel endpoint, which is served before Flask: the same
+    limiter, storage and headers, keyed by IP and User-Agent. None when no limit applies
+    (turned off, or the machine itself, as upstream)."""
+    pair = app.extensions["goatcounter_limits"].get("count")
+    if pair is None or ip in LOOPBACK:
+        return None
+    strategy = app.extensions["goatcounter_limiter"].limiter
+    item = _item(*pair)
+    ident = ("gc", "ip:" + ip + "|" + user_agent, "count")
+    allowed = strategy.hit(item, *ident)
+    reset_time, remaining = strategy.get_window_stats(item, *ident)
+    seconds = str(_seconds_left(reset_time))
+    headers = {"X-Rate-Limit-Limit": str(item.amount),
+               "X-Rate-Limit-Remaining": str(remaining if allowed else 0),
+               "X-Rate-Limit-Reset": seconds}
+    if not allowed:
+        headers["Retry-After"] = seconds
+    wait = go_duration(reset_time - clock.now())
+    return Verdict(allowed, headers, f"rate limited exceeded; try again in {wait}")
+
+
 def _unlimited() -> bool:
     """Requests no bucket applies to skip the limiter's work altogether: it is measurable
     on the pixel endpoint."""
@@ -221,7 +262,7 @@ def _unlimited() -> bool:
     if name is None or current_app.extensions["goatcounter_limits"].get(name) is None:
         return True
     # As upstream: the public counter doesn't limit the machine itself.
-    return name == "count" and request.remote_addr in ("127.0.0.1", "::1")
+    return name == "count" and request.remote_addr in LOOPBACK
 
 
 def _make_limit(name: str, amount: int, seconds: int) -> ApplicationLimit:
@@ -259,8 +300,12 @@ def init_app(app: Flask) -> None:
         storage_uri=storage_uri(app),
         application_limits=[_make_limit(name, *pair)
                             for name, pair in limits.items() if pair is not None])
-    limiter.request_filter(_unlimited)
     limiter.init_app(app)
+    # Flask-Limiter's own hook does measurable work on every request, bucket or not; run
+    # it only for requests that a limit can apply to.
+    hooks = app.before_request_funcs[None]
+    check = next(f for f in hooks if getattr(f, "__self__", None) is limiter)
+    hooks[hooks.index(check)] = lambda: None if _unlimited() else check()
     app.extensions["goatcounter_limiter"] = limiter
     app.extensions["goatcounter_limits"] = limits
     app.after_request(_set_headers)

@@ -45,6 +45,13 @@ class Salts:
         self._by_epoch.clear()
 
 
+def client_key(secret: str, key: str) -> str:
+    """What the server keeps of a session key (user agent and IP, or the client's own
+    session id) between the request and counting: a keyed hash, never the key."""
+    data = key.encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, key=secret.encode()[:64], digest_size=20).hexdigest()
+
+
 def key_hash(salt: bytes, site_id: int, key: str) -> bytes:
     """The stored form of a session key."""
     data = f"{site_id}\x00{key}".encode("utf-8", "surrogatepass")

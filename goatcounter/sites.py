@@ -9,6 +9,7 @@ import json
 import re
 import secrets
 import sqlite3
+import time
 import unicodedata
 import urllib.parse
 import zoneinfo
@@ -98,6 +99,41 @@ def by_host(conn: sqlite3.Connection, host: str) -> dict[str, Any]:
     if len(rows) == 1:
         return decode(rows[0])
     raise BadRequest(f'no site at this domain ("{host}")')
+
+
+def ignored_ips(settings: dict[str, Any]) -> frozenset[str]:
+    """The addresses of a site's `ignore_ips` setting."""
+    return _split_ips(str(settings.get("ignore_ips", "")))
+
+
+@functools.lru_cache(maxsize=256)
+def _split_ips(text: str) -> frozenset[str]:
+    return frozenset(ip.strip() for ip in text.split(",") if ip.strip())
+
+
+class HostCache:
+    """Sites by Host header, kept a second per process: the pixel endpoint looks its site
+    up on every pageview. A change made by this process clears it at once; other
+    workers see a change within TTL seconds. Callers must not modify what they get."""
+
+    TTL = 1.0
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    def get(self, conn: sqlite3.Connection, host: str) -> dict[str, Any]:
+        now = time.monotonic()
+        entry = self._entries.get(host)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        site = by_host(conn, host)
+        if len(self._entries) > 1000:
+            self._entries.clear()
+        self._entries[host] = (now + self.TTL, site)
+        return site
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
 def create(conn: sqlite3.Connection, *, cname: str | None, parent: int | None = None,

@@ -25,36 +25,35 @@ def fold(text: str) -> str:
 
 
 class Ids:
-    """Per-process caches of ids, with the ids made by the running transaction kept apart
-    until it commits."""
+    """The ids of one transaction: the process-wide cache (one per database), plus the
+    ids this transaction made, which join the cache only once it has committed."""
 
-    def __init__(self) -> None:
-        self.cache: dict[tuple, int] = {}
-        self.pending: dict[tuple, int] = {}
-        self.salts = sessions.Salts()
-
-    def begin(self) -> None:
-        self.pending = {}
-
-    def commit(self) -> None:
-        if len(self.cache) + len(self.pending) > _CACHE_LIMIT:
-            self.cache.clear()
-        self.cache.update(self.pending)
-        self.pending = {}
+    def __init__(self, cache: dict[tuple, int], salts: sessions.Salts) -> None:
+        self.cache = cache
+        self.salts = salts
+        self.made: dict[tuple, int] = {}
 
     def get(self, key: tuple, make: Callable[[], int]) -> int:
         found = self.cache.get(key)
         if found is None:
-            found = self.pending.get(key)
+            found = self.made.get(key)
         if found is None:
             found = make()
-            self.pending[key] = found
+            self.made[key] = found
         return found
 
+    def committed(self) -> None:
+        if len(self.cache) + len(self.made) > _CACHE_LIMIT:
+            self.cache.clear()
+        self.cache.update(self.made)
 
-def ids() -> Ids:
-    """The id caches of the current app (one database)."""
-    return current_app.extensions.setdefault("goatcounter_ids", Ids())
+
+def _ids() -> Ids:
+    ext = current_app.extensions
+    if "goatcounter_ids" not in ext:
+        ext["goatcounter_ids"] = ({}, sessions.Salts())
+    cache, salts = ext["goatcounter_ids"]
+    return Ids(cache, salts)
 
 
 def _get_or_insert(conn: sqlite3.Connection, insert: str, select: str,
@@ -165,6 +164,36 @@ def _mark_received(conn: sqlite3.Connection, site: dict[str, Any], earliest: int
              "id": site["id"]})
 
 
+def write(fn: Callable[[sqlite3.Connection], Any],
+          conn: sqlite3.Connection | None = None) -> Any:
+    """Run `fn` in a write transaction in which `save_in` may store hits; the ids it makes
+    are cached once the transaction has committed."""
+    conn = conn or db.get_db()
+    holder: list[Ids] = []
+
+    def run(c: sqlite3.Connection) -> Any:
+        # The ids of this attempt ride on the connection (a retry starts afresh).
+        holder[:] = [_ids()]
+        c.ids = holder[0]  # type: ignore[attr-defined]
+        try:
+            return fn(c)
+        finally:
+            c.ids = None  # type: ignore[attr-defined]
+
+    result = db.write(run, conn)
+    holder[0].committed()
+    return result
+
+
+def save_in(conn: sqlite3.Connection, site: dict[str, Any], hits: list[Hit],
+            preset_sessions: bool = False) -> int:
+    """Store hits of one site inside a transaction begun with `write`. Returns the number
+    of counted hits. With `preset_sessions` the hits' `session` and `first_visit` are kept
+    as given (an import of hits that were counted before)."""
+    ids: Ids = conn.ids  # type: ignore[attr-defined]
+    return _save(conn, ids, site, hits, int(clock.now()), preset_sessions)
+
+
 def save(site: dict[str, Any], hits: list[Hit],
          guard: Callable[[sqlite3.Connection], Any] | None = None,
          extra: Callable[[sqlite3.Connection], Any] | None = None,
@@ -173,27 +202,16 @@ def save(site: dict[str, Any], hits: list[Hit],
 
     In the same transaction, `guard` runs first: when it returns something other than
     None, nothing is stored and that is returned. `extra` runs last. Returns the number
-    of counted hits otherwise. With `preset_sessions` the hits' `session` and
-    `first_visit` are kept as given (an import of hits that were counted before).
+    of counted hits otherwise.
     """
-    cache = ids()
-    now = int(clock.now())
-
     def run(conn: sqlite3.Connection) -> Any:
-        cache.begin()
         if guard is not None:
             found = guard(conn)
             if found is not None:
                 return found
-        count = _save(conn, cache, site, hits, now, preset_sessions)
+        count = save_in(conn, site, hits, preset_sessions)
         if extra is not None:
             extra(conn)
         return count
 
-    try:
-        count = db.write(run)
-    except BaseException:
-        cache.begin()
-        raise
-    cache.commit()
-    return count
+    return write(run)

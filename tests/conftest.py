@@ -22,12 +22,22 @@ def _wall_clock() -> Iterator[None]:
 def app_config(tmp_path) -> dict[str, Any]:
     """Settings of the test app; tests may change them before asking for `app`."""
     return {"INSTANCE": str(tmp_path / "instance"), "TESTING": True,
-            "SECRET_KEY": "test-secret"}
+            "SECRET_KEY": "test-secret", "COUNT_IN_BACKGROUND": False}
+
+
+class Client(FlaskClient):
+    """Closes every reply as a WSGI server does, so work done after the reply runs."""
+
+    def open(self, *args: Any, **kwargs: Any):  # type: ignore[override]
+        kwargs.setdefault("buffered", True)
+        return super().open(*args, **kwargs)
 
 
 @pytest.fixture
 def app(app_config) -> Flask:
-    return create_app(app_config)
+    app = create_app(app_config)
+    app.test_client_class = Client
+    return app
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ import sqlite3
 
 import pytest
 
-from goatcounter import clock
-from goatcounter.views.count import GIF
+from goatcounter import clock, pending
+from goatcounter.views.pixel import GIF
 from tests.conftest import make_site
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0"
@@ -31,6 +31,8 @@ def pixel(client, site):
 
 
 def rows(app, sql: str) -> list[tuple]:
+    with app.app_context():
+        pending.drain()
     conn = sqlite3.connect(app.config["DB_PATH"])
     return [tuple(r) for r in conn.execute(sql)]
 
@@ -185,7 +187,7 @@ def test_rate_limit_per_ip_and_user_agent(app_config, tmp_path):
     app_config["RATELIMIT"] = "count:2/10"
     app = create_app(app_config)
     site, _ = make_site(app)
-    client = app.test_client()
+    client = app.test_client(use_cookies=False)
     clock.freeze(1_800_000_000.0)
 
     def get(ip: str, ua: str = UA):

@@ -1,15 +1,15 @@
-"""Counting pageviews: POST /api/v0/count for backends, and the public /count endpoint
-that count.js (or an <img>) calls from the visitor's browser."""
+"""Counting pageviews sent by a backend: POST /api/v0/count. (The browsers' /count is in
+views/pixel.py.)"""
 from __future__ import annotations
 
 import sqlite3
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 
-from .. import auth, clock, db, idempotency, params, store
+from .. import auth, clock, db, idempotency, params, sessions, sites, store
 from ..errors import BadRequest
-from ..pipeline import bots, languages, sizes, urls
+from ..pipeline import sizes
 from ..pipeline.process import Incoming, process
 from ..responses import compact_response, json_response
 
@@ -68,10 +68,14 @@ def _session_key(hit: Incoming, no_sessions: bool) -> str | None:
     user agent and IP. Without either, only `no_sessions` lets the hit through: such
     hits share one key per site."""
     if hit.session:
-        return "s:" + hit.session
+        return _hashed("s:" + hit.session)
     if (hit.user_agent and hit.ip) or no_sessions:
-        return f"u:{hit.user_agent}-{hit.ip}"
+        return _hashed(f"u:{hit.user_agent}-{hit.ip}")
     return None
+
+
+def _hashed(key: str) -> str:
+    return sessions.client_key(current_app.config["SECRET_KEY"], key)
 
 
 @bp.route("/api/v0/count", methods=["POST"])
@@ -108,7 +112,7 @@ def api_count() -> Response:
         return json_response({"error": f"unknown value in Filter: [{' '.join(unknown)}]"}, 400)
 
     settings = site["settings"]
-    ignore = {ip.strip() for ip in str(settings.get("ignore_ips", "")).split(",") if ip.strip()}
+    ignore = sites.ignored_ips(settings)
     now = clock.now()
     errors: dict[str, str] = {}
     filtered: list[int] = []
@@ -143,104 +147,3 @@ def api_count() -> Response:
             idempotency.save(conn, site["id"], key, response)
     result = store.save(site, ready, guard=guard, extra=extra)
     return result if isinstance(result, Response) else response
-
-
-# The public counter ------------------------------------------------------------------
-
-GIF = bytes.fromhex("47494638396101000100800100000000ffffff21f90401"
-                    "0a0001002c00000000010001000002024c01003b")
-_GIF_HEADERS = {
-    "Content-Type": "image/gif",
-    "Access-Control-Allow-Origin": "*",
-    "Cross-Origin-Resource-Policy": "cross-origin",
-    "Connection": "close",
-    "Cache-Control": "no-store,no-cache",
-    "Strict-Transport-Security": "max-age=7776000",
-    "X-Frame-Options": "deny",
-    "X-Content-Type-Options": "nosniff",
-}
-
-
-def gif(status: int = 200, explain: str | None = None) -> Response:
-    """The 1x1 GIF every /count reply carries, with an explanation header if any."""
-    response = Response(GIF, status=status, headers=_GIF_HEADERS)
-    if explain:
-        response.headers["X-Goatcounter"] = explain
-    return response
-
-
-class _Decode(ValueError):
-    pass
-
-
-def _bool(value: str, name: str) -> bool:
-    low = value.strip().lower()
-    if low in ("true", "1", "on", "t", "yes"):
-        return True
-    if low in ("false", "0", "off", "f", "no", ""):
-        return False
-    raise _Decode(f"{name}: invalid boolean {value!r}")
-
-
-def _int(value: str, name: str) -> int:
-    try:
-        return int(value.strip() or "0")
-    except ValueError as exc:
-        raise _Decode(f"{name}: not a number: {value!r}") from exc
-
-
-def _count_args() -> dict[str, str]:
-    raw = request.query_string.decode("utf-8", "surrogateescape")
-    # The first value of each name wins, as Go's Get does.
-    out: dict[str, str] = {}
-    for k, v in urls.parse_query(raw, errors="surrogateescape"):
-        out.setdefault(k, v)
-    return out
-
-
-@bp.route("/count", methods=["GET", "POST"])
-def count() -> Response:
-    """GET|POST /count: the pixel that count.js requests for each pageview or event.
-
-    Parameters come from the query string (a POST body is ignored): p path, t title,
-    r referrer, e event, s screen width, q the page's query string, b bot hint, ns no
-    session, rnd cache buster. Every reply is the same 1x1 GIF; why a hit was not
-    counted is told in the X-Goatcounter header.
-    """
-    if bots.is_prefetch(request.headers):
-        return gif()
-    site = auth.current_site()
-    ip = request.remote_addr or ""
-    settings = site["settings"]
-    ignore = {x.strip() for x in str(settings.get("ignore_ips", "")).split(",") if x.strip()}
-    if ip in ignore:
-        return gif(202, f'ignored because "{ip}" is in the IP ignore list')
-    args = _count_args()
-    try:
-        event = _bool(args.get("e", ""), "e")
-        no_session = _bool(args.get("ns", ""), "ns")
-        bot = _int(args.get("b", ""), "b")
-        width = sizes.width(args.get("s", ""))
-    except (_Decode, sizes.SizeError) as exc:
-        return gif(400, f"error decoding parameters: {exc}")
-    if 0 < bot < 150:
-        return gif(400, f"wrong value: b={bot}")
-    path = args.get("p", "")
-    if len(path.encode("utf-8", "surrogateescape")) > 2048:
-        uri = len(request.full_path.encode("utf-8", "surrogateescape"))
-        return gif(400, f"ignored because path is longer than 2048 bytes ({uri} bytes)")
-    ua = request.headers.get("User-Agent", "")
-    found = bots.from_request(ua)
-    if found:
-        bot = found
-
-    hit = Incoming(path=path, title=args.get("t", ""), event=event, ref=args.get("r", ""),
-                   query=args.get("q", ""), width=width, bot=bot, user_agent=ua, ip=ip,
-                   language=languages.from_accept_language(
-                       request.headers.get("Accept-Language", "")))
-    result = process(hit, settings, clock.now(), None if no_session else f"u:{ua}-{ip}")
-    if isinstance(result, str):
-        return gif(400, "not valid: " + result.replace("\n", " ").strip())
-    store.save(site, [result])
-    return gif()
-

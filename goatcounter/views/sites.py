@@ -49,6 +49,7 @@ def create_site() -> Response:
     who = auth.authenticate(auth.PERM_SITE_CREATE)
     fields = sites.decode_create(params.body())
     site = db.write(lambda conn: sites.create_child(conn, who.site, fields))
+    auth.forget_sites()
     return json_response(sites.to_api(site))
 
 
@@ -79,4 +80,5 @@ def update_site(site_id: str) -> Response:
     replace = request.method == "POST"
     updated = db.write(lambda conn: sites.update(conn, who.site, site["id"], changes,
                                                  replace=replace))
+    auth.forget_sites()
     return json_response(sites.to_api(updated))

@@ -1,0 +1,130 @@
+"""Shared pieces of the benchmarks: a throw-away instance, gunicorn on a loopback port,
+and a load driver that runs in other processes."""
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def instance() -> Iterator[str]:
+    """A fresh instance folder, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="gc-bench-") as tmp:
+        yield tmp
+
+
+@contextlib.contextmanager
+def gunicorn(app: str, env: dict[str, str], workers: int = 2) -> Iterator[tuple[str, int]]:
+    """Run `gunicorn app` with sync workers on 127.0.0.1; yields (host, port)."""
+    port = free_port()
+    full = dict(os.environ)
+    full.update(env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers",
+         str(workers), "--backlog", "2048", "--log-level", "warning", app],
+        cwd=ROOT, env=full, stdout=subprocess.DEVNULL, stderr=sys.stderr)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("gunicorn did not start") from None
+                time.sleep(0.1)
+        time.sleep(0.5)
+        yield "127.0.0.1", port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _status(sock: socket.socket) -> int:
+    data = b""
+    while b"\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return 0
+        data += chunk
+    status = int(data.split(b" ", 2)[1])
+    # Read to the end: the server closes the connection after the reply.
+    while sock.recv(65536):
+        pass
+    return status
+
+
+def _drive(addr: tuple[str, int], requests: list[bytes], until: float,
+           out: mp.Queue) -> None:
+    ok = errors = 0
+    codes: dict[int, int] = {}
+    i = 0
+    while time.monotonic() < until:
+        req = requests[i % len(requests)]
+        i += 1
+        try:
+            with socket.create_connection(addr, timeout=30) as sock:
+                sock.sendall(req)
+                status = _status(sock)
+        except OSError:
+            status = 0
+        codes[status] = codes.get(status, 0) + 1
+        if 200 <= status < 300:
+            ok += 1
+        else:
+            errors += 1
+    out.put((ok, errors, codes))
+
+
+def load(addr: tuple[str, int], requests: list[bytes], seconds: float,
+         clients: int) -> tuple[int, int, float, dict[int, int]]:
+    """Send the requests round-robin from `clients` processes for `seconds`; returns
+    (2xx replies, other replies, elapsed seconds, status counts)."""
+    out: mp.Queue = mp.Queue()
+    start = time.monotonic()
+    until = start + seconds
+    procs = [mp.Process(target=_drive, args=(addr, requests[i::clients] or requests, until, out))
+             for i in range(clients)]
+    for p in procs:
+        p.start()
+    results = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    elapsed = time.monotonic() - start
+    codes: dict[int, int] = {}
+    for _, _, c in results:
+        for k, v in c.items():
+            codes[k] = codes.get(k, 0) + v
+    return sum(r[0] for r in results), sum(r[1] for r in results), elapsed, codes
+
+
+def http_request(method: str, path: str, host: str, body: bytes = b"",
+                 headers: dict[str, str] | None = None) -> bytes:
+    """Raw HTTP/1.1 request bytes with Connection: close."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Connection: close"]
+    for k, v in (headers or {}).items():
+        lines.append(f"{k}: {v}")
+    if body or method == "POST":
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body

@@ -1,0 +1,185 @@
+"""Ingest throughput: durable hits/s of POST /api/v0/count in batches of 100, and
+requests/s of GET /count, each against a baseline measured in the same run.
+
+    .venv/bin/python bench/ingest.py [--seconds 20] [--clients 4]
+
+gunicorn runs with 2 sync workers on a loopback port; the load comes from other
+processes. (a) is compared with a plain `executemany` of the same rows into a bare
+SQLite table (same PRAGMAs); (b) with a bare Flask endpoint that returns the same GIF
+under the same gunicorn settings. After the load the database is checked: every hit
+that got a 202 is stored, and the aggregates add up to the stored hits.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sqlite3
+import time
+from urllib.parse import quote
+
+from common import gunicorn, http_request, instance, load
+
+BATCH = 100
+UAS = [
+    "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/18.1 Safari/605.1.15",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.6778.81 Mobile Safari/537.36",
+]
+REFS = ["", "", "", "https://www.google.com/search?q=x", "https://news.ycombinator.com/item?id=1",
+        "https://example.com/blog/post", "https://duckduckgo.com/", "newsletter"]
+SIZES = ["1920,1080,1", "1366,768,1", "390,844,3", "2560,1440,1", "1280,800,2"]
+LOCATIONS = ["NL", "US-TX", "DE", "GB", "JP", "FR", ""]
+
+
+def make_hits(rng: random.Random, n: int, visitors: int = 20000,
+              paths: int = 5000) -> list[dict]:
+    """Pageviews of many visitors over a Zipf-like spread of paths."""
+    hits = []
+    for _ in range(n):
+        v = rng.randrange(visitors)
+        p = min(int(rng.paretovariate(1.1)), paths)
+        hits.append({
+            "path": f"/page/{p}", "title": f"Page {p}", "ref": rng.choice(REFS),
+            "user_agent": UAS[v % len(UAS)], "ip": f"10.{v >> 16 & 255}.{v >> 8 & 255}.{v & 255}",
+            "size": rng.choice(SIZES), "location": rng.choice(LOCATIONS),
+            "query": "utm_campaign=spring&utm_source=mail" if rng.random() < 0.02 else "",
+        })
+    return hits
+
+
+def setup(inst: str) -> str:
+    """A site on 127.0.0.1 and a token for it, in a fresh database."""
+    os.environ["GOATCOUNTER_INSTANCE"] = inst
+    from goatcounter import auth, create_app, db, sites, users
+
+    app = create_app({"INSTANCE": inst})
+    with app.app_context():
+        def run(conn):
+            site = sites.create(conn, cname="127.0.0.1")
+            user = users.create(conn, site_id=site["id"], email="bench@example.com")
+            return auth.create_token(conn, user=user, name="bench",
+                                     permissions=auth.PERM_ALL)[0]
+        return db.write(run)
+
+
+def baseline_insert(rows: list[tuple], path: str) -> float:
+    """Rows/s of a plain executemany into a bare table, one transaction per batch."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("CREATE TABLE hits (id INTEGER PRIMARY KEY, path TEXT, title TEXT, ref TEXT,"
+                 " ua TEXT, ip TEXT, size TEXT, location TEXT, query TEXT)")
+    start = time.perf_counter()
+    for i in range(0, len(rows), BATCH):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO hits (path, title, ref, ua, ip, size, location, query)"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows[i:i + BATCH])
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return len(rows) / elapsed
+
+
+def check_storage(db_path: str, accepted: int) -> tuple[int, int, int]:
+    conn = sqlite3.connect(db_path)
+    stored = conn.execute("SELECT count(*) FROM hits").fetchone()[0]
+    pageviews = conn.execute("SELECT coalesce(sum(pageviews), 0) FROM hit_counts").fetchone()[0]
+    site = conn.execute("SELECT coalesce(sum(pageviews), 0) FROM site_counts").fetchone()[0]
+    return stored, pageviews, site
+
+
+def count_after_drain(inst: str) -> int:
+    """Stored hits, once every accepted pageview has been counted."""
+    from goatcounter import create_app, pending
+
+    app = create_app({"INSTANCE": inst})
+    with app.app_context():
+        pending.drain()
+    conn = sqlite3.connect(os.path.join(inst, "goatcounter.sqlite3"))
+    return conn.execute("SELECT count(*) FROM hits").fetchone()[0]
+
+
+ROUNDS = 4
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--clients", type=int, default=4)
+    args = parser.parse_args()
+    rng = random.Random(42)
+    env_limits = {"GOATCOUNTER_RATELIMIT": "api:none,api-count:none,count:none"}
+
+    with instance() as inst:
+        token = setup(inst)
+        env = {"GOATCOUNTER_INSTANCE": inst, **env_limits}
+        batches = []
+        for _ in range(400):
+            hits = make_hits(rng, BATCH)
+            body = json.dumps({"hits": hits}).encode()
+            batches.append((hits, http_request(
+                "POST", "/api/v0/count", "127.0.0.1", body,
+                {"Content-Type": "application/json", "Authorization": f"Bearer {token}"})))
+        with gunicorn("wsgi:app", env) as addr:
+            ok, bad, elapsed, codes = load(addr, [b for _, b in batches], args.seconds,
+                                           args.clients)
+        accepted = ok * BATCH
+        hits_per_s = accepted / elapsed
+        stored, pageviews, site_pv = check_storage(os.path.join(inst, "goatcounter.sqlite3"),
+                                                   accepted)
+        rows = [(h["path"], h["title"], h["ref"], h["user_agent"], h["ip"], h["size"],
+                 h["location"], h["query"]) for hits, _ in batches for h in hits]
+        while len(rows) < accepted:
+            rows += rows[: accepted - len(rows)]
+        base = baseline_insert(rows[:max(accepted, 100_000)], os.path.join(inst, "bare.sqlite3"))
+
+        pixels = []
+        for hits, _ in batches[:50]:
+            for h in hits:
+                q = (f"/count?p={quote(h['path'])}&t={quote(h['title'])}&r={quote(h['ref'])}"
+                     f"&s={h['size'].split(',')[0]}&b=0&rnd={rng.randrange(10**6)}")
+                pixels.append(http_request("GET", q, "127.0.0.1",
+                                           headers={"User-Agent": h["user_agent"]}))
+        # The machine is shared with the load driver (and maybe more): alternate the two
+        # servers in short rounds so both see the same conditions.
+        ours = [0, 0, 0.0, {}]
+        bare = [0, 0, 0.0, {}]
+        before = stored
+        for _ in range(ROUNDS):
+            for app_name, acc in (("wsgi:app", ours), ("bench.bare_app:app", bare)):
+                with gunicorn(app_name, env) as addr:
+                    ok_, bad_, el_, codes_ = load(addr, pixels, args.seconds / ROUNDS,
+                                                  args.clients)
+                acc[0] += ok_
+                acc[1] += bad_
+                acc[2] += el_
+                for k, v in codes_.items():
+                    acc[3][k] = acc[3].get(k, 0) + v
+        pixel_stored = count_after_drain(inst) - before
+
+    print(f"(a) POST /api/v0/count, batches of {BATCH}, {args.clients} clients, "
+          f"{elapsed:.1f} s")
+    print(f"    durable hits/s      {hits_per_s:10.0f}   (replies {codes}, errors {bad})")
+    print(f"    bare executemany    {base:10.0f}   rows/s in the same run")
+    print(f"    ratio               {hits_per_s / base:10.3f}")
+    print(f"    stored hits {stored}, hit_counts pageviews {pageviews}, site_counts pageviews "
+          f"{site_pv}, accepted {accepted}: {'OK' if stored == pageviews == site_pv == accepted else 'MISMATCH'}")
+    p_rate, b_rate = ours[0] / ours[2], bare[0] / bare[2]
+    print(f"(b) GET /count, {args.clients} clients, {ours[2]:.1f} s in {ROUNDS} rounds")
+    print(f"    requests/s          {p_rate:10.0f}   (replies {ours[3]}, errors {ours[1]})")
+    print(f"    bare Flask GIF      {b_rate:10.0f}   requests/s (errors {bare[1]})")
+    print(f"    ratio               {p_rate / b_rate:10.3f}")
+    print(f"    stored hits {pixel_stored} for {ours[0]} replies: "
+          f"{'OK' if pixel_stored == ours[0] else 'MISMATCH'}")
+
+
+if __name__ == "__main__":
+    main()
