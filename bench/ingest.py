@@ -108,77 +108,83 @@ def count_after_drain(inst: str) -> int:
 
 
 ROUNDS = 4
+ENV_LIMITS = {"GOATCOUNTER_RATELIMIT": "api:none,api-count:none,count:none"}
+
+
+def bench_batches(inst: str, token: str, rng: random.Random, seconds: float,
+                  clients: int) -> None:
+    """(a): durable hits/s of POST /api/v0/count against a bare executemany."""
+    env = {"GOATCOUNTER_INSTANCE": inst, **ENV_LIMITS}
+    hits = [make_hits(rng, BATCH) for _ in range(400)]
+    requests = [http_request("POST", "/api/v0/count", "127.0.0.1",
+                             json.dumps({"hits": batch}).encode(),
+                             {"Content-Type": "application/json",
+                              "Authorization": f"Bearer {token}"}) for batch in hits]
+    before = count_after_drain(inst)
+    with gunicorn("wsgi:app", env) as addr:
+        ok, bad, elapsed, codes = load(addr, requests, seconds, clients)
+    accepted = ok * BATCH
+    rate = accepted / elapsed
+    stored, pageviews, site_pv = check_storage(os.path.join(inst, "goatcounter.sqlite3"),
+                                               accepted)
+    rows = [(h["path"], h["title"], h["ref"], h["user_agent"], h["ip"], h["size"],
+             h["location"], h["query"]) for batch in hits for h in batch]
+    rows = (rows * (accepted // len(rows) + 1))[:max(accepted, 100_000)]
+    base = baseline_insert(rows, os.path.join(inst, "bare.sqlite3"))
+    good = stored - before == pageviews - before == site_pv - before == accepted
+    print(f"(a) POST /api/v0/count, batches of {BATCH}, {clients} clients, {elapsed:.1f} s")
+    print(f"    durable hits/s      {rate:10.0f}   (replies {codes}, errors {bad})")
+    print(f"    bare executemany    {base:10.0f}   rows/s in the same run")
+    print(f"    ratio               {rate / base:10.3f}")
+    print(f"    stored {stored - before}, in hit_counts {pageviews - before}, in site_counts "
+          f"{site_pv - before}, accepted {accepted}: {'OK' if good else 'MISMATCH'}")
+
+
+def bench_pixels(inst: str, rng: random.Random, seconds: float, clients: int) -> None:
+    """(b): requests/s of GET /count against a bare Flask app returning the same GIF."""
+    env = {"GOATCOUNTER_INSTANCE": inst, **ENV_LIMITS}
+    pixels = []
+    for h in make_hits(rng, 5000):
+        q = (f"/count?p={quote(h['path'])}&t={quote(h['title'])}&r={quote(h['ref'])}"
+             f"&s={h['size'].split(',')[0]}&b=0&rnd={rng.randrange(10**6)}")
+        pixels.append(http_request("GET", q, "127.0.0.1", headers={"User-Agent": h["user_agent"]}))
+    before = count_after_drain(inst)
+    # The machine is shared with the load driver (and maybe more): alternate the two
+    # servers in short rounds so that both see the same conditions.
+    totals = {"wsgi:app": [0, 0, 0.0, {}], "bench.bare_app:app": [0, 0, 0.0, {}]}
+    for _ in range(ROUNDS):
+        for app_name, acc in totals.items():
+            with gunicorn(app_name, env) as addr:
+                ok, bad, elapsed, codes = load(addr, pixels, seconds / ROUNDS, clients)
+            acc[0] += ok
+            acc[1] += bad
+            acc[2] += elapsed
+            for k, v in codes.items():
+                acc[3][k] = acc[3].get(k, 0) + v
+    ours, bare = totals["wsgi:app"], totals["bench.bare_app:app"]
+    stored = count_after_drain(inst) - before
+    rate, bare_rate = ours[0] / ours[2], bare[0] / bare[2]
+    print(f"(b) GET /count, {clients} clients, {ours[2]:.1f} s in {ROUNDS} rounds")
+    print(f"    requests/s          {rate:10.0f}   (replies {ours[3]}, errors {ours[1]})")
+    print(f"    bare Flask GIF      {bare_rate:10.0f}   requests/s (errors {bare[1]})")
+    print(f"    ratio               {rate / bare_rate:10.3f}")
+    print(f"    stored hits {stored} for {ours[0]} replies: "
+          f"{'OK' if stored == ours[0] else 'MISMATCH'}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--only", choices=("a", "b"), help="run only part (a) or (b)")
     args = parser.parse_args()
     rng = random.Random(42)
-    env_limits = {"GOATCOUNTER_RATELIMIT": "api:none,api-count:none,count:none"}
-
     with instance() as inst:
         token = setup(inst)
-        env = {"GOATCOUNTER_INSTANCE": inst, **env_limits}
-        batches = []
-        for _ in range(400):
-            hits = make_hits(rng, BATCH)
-            body = json.dumps({"hits": hits}).encode()
-            batches.append((hits, http_request(
-                "POST", "/api/v0/count", "127.0.0.1", body,
-                {"Content-Type": "application/json", "Authorization": f"Bearer {token}"})))
-        with gunicorn("wsgi:app", env) as addr:
-            ok, bad, elapsed, codes = load(addr, [b for _, b in batches], args.seconds,
-                                           args.clients)
-        accepted = ok * BATCH
-        hits_per_s = accepted / elapsed
-        stored, pageviews, site_pv = check_storage(os.path.join(inst, "goatcounter.sqlite3"),
-                                                   accepted)
-        rows = [(h["path"], h["title"], h["ref"], h["user_agent"], h["ip"], h["size"],
-                 h["location"], h["query"]) for hits, _ in batches for h in hits]
-        while len(rows) < accepted:
-            rows += rows[: accepted - len(rows)]
-        base = baseline_insert(rows[:max(accepted, 100_000)], os.path.join(inst, "bare.sqlite3"))
-
-        pixels = []
-        for hits, _ in batches[:50]:
-            for h in hits:
-                q = (f"/count?p={quote(h['path'])}&t={quote(h['title'])}&r={quote(h['ref'])}"
-                     f"&s={h['size'].split(',')[0]}&b=0&rnd={rng.randrange(10**6)}")
-                pixels.append(http_request("GET", q, "127.0.0.1",
-                                           headers={"User-Agent": h["user_agent"]}))
-        # The machine is shared with the load driver (and maybe more): alternate the two
-        # servers in short rounds so both see the same conditions.
-        ours = [0, 0, 0.0, {}]
-        bare = [0, 0, 0.0, {}]
-        before = stored
-        for _ in range(ROUNDS):
-            for app_name, acc in (("wsgi:app", ours), ("bench.bare_app:app", bare)):
-                with gunicorn(app_name, env) as addr:
-                    ok_, bad_, el_, codes_ = load(addr, pixels, args.seconds / ROUNDS,
-                                                  args.clients)
-                acc[0] += ok_
-                acc[1] += bad_
-                acc[2] += el_
-                for k, v in codes_.items():
-                    acc[3][k] = acc[3].get(k, 0) + v
-        pixel_stored = count_after_drain(inst) - before
-
-    print(f"(a) POST /api/v0/count, batches of {BATCH}, {args.clients} clients, "
-          f"{elapsed:.1f} s")
-    print(f"    durable hits/s      {hits_per_s:10.0f}   (replies {codes}, errors {bad})")
-    print(f"    bare executemany    {base:10.0f}   rows/s in the same run")
-    print(f"    ratio               {hits_per_s / base:10.3f}")
-    print(f"    stored hits {stored}, hit_counts pageviews {pageviews}, site_counts pageviews "
-          f"{site_pv}, accepted {accepted}: {'OK' if stored == pageviews == site_pv == accepted else 'MISMATCH'}")
-    p_rate, b_rate = ours[0] / ours[2], bare[0] / bare[2]
-    print(f"(b) GET /count, {args.clients} clients, {ours[2]:.1f} s in {ROUNDS} rounds")
-    print(f"    requests/s          {p_rate:10.0f}   (replies {ours[3]}, errors {ours[1]})")
-    print(f"    bare Flask GIF      {b_rate:10.0f}   requests/s (errors {bare[1]})")
-    print(f"    ratio               {p_rate / b_rate:10.3f}")
-    print(f"    stored hits {pixel_stored} for {ours[0]} replies: "
-          f"{'OK' if pixel_stored == ours[0] else 'MISMATCH'}")
+        if args.only in (None, "a"):
+            bench_batches(inst, token, rng, args.seconds, args.clients)
+        if args.only in (None, "b"):
+            bench_pixels(inst, rng, args.seconds, args.clients)
 
 
 if __name__ == "__main__":

@@ -114,14 +114,20 @@ def j_any(value: Any, field: str) -> Any:
     return value
 
 
+def _folded(fields: Mapping[str, Converter], key: str) -> str | None:
+    # Only for names that don't match exactly (rare): a count batch matches hundreds of
+    # objects, and folding every field name for each would cost more than the rest.
+    wanted = key.casefold()
+    return next((name for name in fields if name.casefold() == wanted), None)
+
+
 def match_keys(data: Mapping[str, Any], fields: Mapping[str, Converter],
                prefix: str = "") -> dict[str, Any]:
     """Map the keys of `data` onto `fields` (exact, then ignoring case), convert each
     value, and reject unknown keys. Returns only the keys that were present."""
-    folded = {name.casefold(): name for name in fields}
     out: dict[str, Any] = {}
     for key, value in data.items():
-        name = key if key in fields else folded.get(key.casefold())
+        name = key if key in fields else _folded(fields, key)
         if name is None:
             raise BadRequest(f'unknown parameter: "{key}"')
         out[name] = fields[name](value, prefix + name)

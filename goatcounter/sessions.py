@@ -111,13 +111,14 @@ def first_visits(conn: sqlite3.Connection, pairs: list[tuple[bytes, int]]) -> li
     to the path. Records the new ones. Runs inside the caller's write transaction."""
     seen: set[tuple[bytes, int]] = set()
     unique = list(dict.fromkeys(pairs))
-    for start in range(0, len(unique), 400):
-        chunk = unique[start:start + 400]
-        marks = ",".join("(?, ?)" for _ in chunk)
+    # OR-ed pairs, so that SQLite seeks the primary key for each (a row-value IN over
+    # both columns would make it scan the whole table).
+    for start in range(0, len(unique), 200):
+        chunk = unique[start:start + 200]
+        where = " OR ".join(["(session = ? AND path_id = ?)"] * len(chunk))
         flat = [v for pair in chunk for v in pair]
-        for row in conn.execute(
-                "SELECT session, path_id FROM session_paths WHERE (session, path_id) IN "
-                f"(VALUES {marks})", flat):
+        for row in conn.execute(  # only placeholders are formatted in
+                f"SELECT session, path_id FROM session_paths WHERE {where}", flat):
             seen.add((bytes(row[0]), row[1]))
     out = []
     new = []

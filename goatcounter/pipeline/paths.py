@@ -1,6 +1,7 @@
 """Step: clean up a path or event name."""
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from . import urls
@@ -29,6 +30,7 @@ def _from_archive(path: str) -> str:
     return out + ("?" + query if query else "")
 
 
+@lru_cache(maxsize=16384)
 def clean_path(path: str, event: bool) -> str:
     """Trim a path, give it one leading `/` and no trailing one, unwrap archive links and
     drop tracking parameters (re-encoding the rest with sorted keys). Events only lose

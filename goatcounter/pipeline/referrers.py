@@ -61,6 +61,7 @@ def spam_hosts() -> frozenset[str]:
                      if line.strip() and not line.lstrip().startswith("#"))
 
 
+@lru_cache(maxsize=16384)
 def is_spam(ref: str) -> bool:
     """Whether the referrer's host (or a parent domain of it) is a known spammer."""
     if "//" not in ref:
@@ -118,6 +119,7 @@ def _clean_url(ref: str) -> tuple[str, bool]:
     return (host + path + fragment).lstrip("/"), False
 
 
+@lru_cache(maxsize=16384)
 def clean_referrer(ref: str) -> tuple[str, str]:
     """A referrer as shown in the stats, and its scheme: `h` for a web URL (scheme and
     query removed), `g` for a named group ("Google", "Email"), `o` for anything else."""
@@ -139,6 +141,7 @@ def clean_referrer(ref: str) -> tuple[str, str]:
     return ref, scheme if ref else SCHEME_OTHER
 
 
+@lru_cache(maxsize=4096)
 def campaign(query: str) -> tuple[str, str]:
     """The campaign source (utm_source, ref, src, source) and campaign name (utm_campaign,
     campaign) in a page's query string; "" where absent."""
