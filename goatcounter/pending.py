@@ -20,7 +20,7 @@ from typing import Any
 
 from flask import Flask, current_app, request
 
-from . import db, sites, store
+from . import db, maintenance, sites, store
 from .pipeline.process import Hit
 
 log = logging.getLogger(__name__)
@@ -123,10 +123,15 @@ class Drainer:
         self.thread.start()
 
     def _idle_loop(self) -> None:
+        schedule = maintenance.Schedule()
         while True:
             time.sleep(IDLE_CHECK)
             if time.monotonic() - self.last >= IDLE_CHECK:
                 self.run()
+            try:
+                schedule.tick(self.app)
+            except Exception:
+                log.exception("maintenance failed")
 
 
 def drainer() -> Drainer:

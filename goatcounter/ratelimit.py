@@ -212,7 +212,7 @@ def _too_many(exc: RateLimitExceeded) -> Response:
 
 def _choose_bucket() -> None:
     g.ratelimit_bucket = bucket(request.path)
-    storage = get_limiter()._storage
+    storage = get_limiter().storage
     if isinstance(storage, SQLiteStorage):
         storage.forget_request()
 

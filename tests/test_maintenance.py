@@ -1,0 +1,95 @@
+"""Periodic upkeep: ended sessions, old keys and bots, retention settings, export files."""
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from goatcounter import clock, create_app, maintenance
+from tests import scenario
+from tests.conftest import API, make_site
+
+
+@pytest.fixture
+def app_config(app_config):
+    app_config["RATELIMIT"] = "api:none,api-count:none"
+    return app_config
+
+
+@pytest.fixture
+def golden(app):
+    return scenario.setup(app)
+
+
+def count(app, table: str) -> int:
+    return sqlite3.connect(app.config["DB_PATH"]).execute(
+        f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def run(app, force: bool = True) -> dict[str, int]:
+    with app.app_context():
+        return maintenance.run_due(force=force)
+
+
+def test_ended_sessions_are_forgotten(app, golden):
+    golden.post("/api/v0/count", {"hits": [{"path": "/a", "session": "v"}]})
+    run(app)
+    assert count(app, "sessions") == count(app, "session_paths") == 1
+    clock.advance(8 * 3600 + 1)
+    assert run(app)["sessions"] == 1
+    assert count(app, "sessions") == count(app, "session_paths") == 0
+
+
+def test_jobs_run_once_per_interval(app, golden):
+    assert "sessions" in run(app, force=False)
+    assert run(app, force=False) == {}
+    clock.advance(601)
+    assert set(run(app, force=False)) == {"sessions", "exports"}
+
+
+def test_old_idempotency_keys_and_bots_go(app, golden):
+    golden.post("/api/v0/count", {"no_sessions": True, "hits": [
+        {"path": "/a"}, {"path": "/b", "user_agent": "curl/8.5.0"}]},
+        headers={"Idempotency-Key": "k"})
+    assert count(app, "idempotency_keys") == count(app, "bots") == 1
+    clock.advance(25 * 3600)
+    run(app)
+    assert count(app, "idempotency_keys") == 0
+    assert count(app, "bots") == 1
+    clock.advance(30 * 86400)
+    run(app)
+    assert count(app, "bots") == 0
+    assert count(app, "hits") == 1
+
+
+def test_hit_retention_keeps_the_aggregates(app_config):
+    app_config["HIT_RETENTION_DAYS"] = 30
+    app = create_app(app_config)
+    api = scenario.setup(app)
+    api.post("/api/v0/count", {"no_sessions": True, "hits": [
+        {"path": "/old", "created_at": "2026-09-01T00:00:00Z"}, {"path": "/new"}]})
+    run(app)
+    assert count(app, "hits") == 1
+    assert sqlite3.connect(app.config["DB_PATH"]).execute(
+        "SELECT sum(pageviews) FROM site_counts").fetchone()[0] == 2
+
+
+def test_site_data_retention_removes_old_hits_and_stats(app, client):
+    site, token = make_site(app, settings={"data_retention": 31})
+    clock.freeze(scenario.RECORDED_AT)
+    api = API(client, token, site["cname"])
+    api.post("/api/v0/count", {"no_sessions": True, "hits": [
+        {"path": "/old", "created_at": "2026-09-01T10:00:00Z"},
+        {"path": "/new", "created_at": "2026-11-25T10:00:00Z"}]})
+    run(app)
+    conn = sqlite3.connect(app.config["DB_PATH"])
+    assert conn.execute("SELECT count(*) FROM hits").fetchone()[0] == 1
+    assert conn.execute("SELECT sum(pageviews) FROM site_counts").fetchone()[0] == 1
+    assert conn.execute("SELECT count(*) FROM hit_counts").fetchone()[0] == 1
+    assert conn.execute("SELECT count(*) FROM path_days").fetchone()[0] == 1
+
+
+def test_maintain_command(app, runner, golden):
+    result = runner.invoke(args=["db", "maintain"])
+    assert result.exit_code == 0, result.output
+    assert "sessions: 0 removed" in result.output
