@@ -1,0 +1,4 @@
+"""`python -m goatcounter` is the goatcounter command."""
+from .cli import main
+
+main()

@@ -1,0 +1,118 @@
+"""The goatcounter command: db create/list/delete, migrate, backup, serve's first run."""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from goatcounter import auth
+from tests.servers import ROOT, free_port
+
+
+def test_create_site_and_token(app, runner):
+    result = runner.invoke(args=["db", "create", "site", "--vhost", "stats.example.com",
+                                 "--user-email", "me@example.com"])
+    assert result.exit_code == 0, result.output
+    assert "created site 1 (stats.example.com) with user 1" in result.output
+    result = runner.invoke(args=["db", "create", "apitoken", "--user", "1", "--perm",
+                                 "count,stats", "--name", "backend"])
+    assert result.exit_code == 0, result.output
+    token = result.output.strip()
+    assert len(token) >= 45 and token.isalnum()
+    resp = app.test_client().get("/api/v0/me", headers={"Authorization": f"Bearer {token}",
+                                                        "Host": "stats.example.com"})
+    assert resp.get_json()["token"] == {"name": "backend", "sites": [-1],
+                                        "permissions": auth.PERM_COUNT | auth.PERM_STATS}
+    listing = runner.invoke(args=["db", "list", "apitokens"]).output
+    assert "backend" in listing and "perm=count,stats" in listing and token not in listing
+    assert runner.invoke(args=["db", "delete", "apitoken", "1"]).exit_code == 0
+    resp = app.test_client().get("/api/v0/me", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 401
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["db", "create", "site", "--vhost", "a b", "--user-email", "x@y"], "not a valid host"),
+    (["db", "create", "site", "--vhost", "a.example", "--user-email", "nope"],
+     "not an email address"),
+    (["db", "create", "apitoken", "--user", "1", "--perm", "fly", "--name", "x"],
+     "unknown permission"),
+    (["db", "create", "apitoken", "--user", "99", "--perm", "count", "--name", "x"],
+     "no user with id 99"),
+    (["db", "create", "apitoken", "--user", "x", "--perm", "count", "--name", "x"],
+     "is not a valid integer"),
+    (["db", "delete", "apitoken", "42"], "no API token with id 42"),
+])
+def test_bad_arguments_are_clear_errors(runner, args, message):
+    result = runner.invoke(args=args)
+    assert result.exit_code != 0
+    assert message in result.output
+
+
+def test_duplicate_vhost(runner):
+    args = ["db", "create", "site", "--vhost", "a.example.com", "--user-email", "x@example.com"]
+    assert runner.invoke(args=args).exit_code == 0
+    result = runner.invoke(args=args)
+    assert result.exit_code != 0
+    assert "already exists" in result.output
+
+
+def test_every_command_has_help(runner):
+    for args in (["db"], ["db", "create", "site"], ["db", "create", "apitoken"],
+                 ["db", "list", "apitokens"], ["db", "delete", "apitoken"], ["db", "migrate"],
+                 ["db", "backup"], ["db", "maintain"], ["serve"]):
+        result = runner.invoke(args=[*args, "--help"])
+        assert result.exit_code == 0, args
+        assert "Usage:" in result.output
+
+
+def test_migrate_is_idempotent(runner):
+    assert "database is up to date" in runner.invoke(args=["db", "migrate"]).output
+
+
+def test_backup_copies_the_database(app, runner, tmp_path):
+    runner.invoke(args=["db", "create", "site", "--vhost", "b.example.com",
+                        "--user-email", "x@example.com"])
+    target = tmp_path / "copy.sqlite3"
+    result = runner.invoke(args=["db", "backup", str(target)])
+    assert result.exit_code == 0, result.output
+    conn = sqlite3.connect(target)
+    assert conn.execute("SELECT cname FROM sites").fetchall() == [("b.example.com",)]
+    assert runner.invoke(args=["db", "backup", str(target)]).exit_code != 0
+
+
+def test_serve_creates_a_site_and_token_on_first_run(tmp_path):
+    """`goatcounter serve` on an empty database prints a working token and starts gunicorn."""
+    port = free_port()
+    env = dict(os.environ, GOATCOUNTER_INSTANCE=str(tmp_path / "inst"))
+    proc = subprocess.Popen([sys.executable, "-m", "goatcounter", "serve", "--listen",
+                             f"127.0.0.1:{port}", "--workers", "2"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        token = None
+        while token is None:
+            line = proc.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+            if line.startswith("    ") and line.strip().isalnum():
+                token = line.strip()
+        for _ in range(50):
+            try:
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v0/me",
+                                             headers={"Authorization": f"Bearer {token}"})
+                with urllib.request.urlopen(req, timeout=2) as resp:
+                    body = json.loads(resp.read())
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert body["token"]["permissions"] == auth.PERM_ALL
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        proc.stdout.close()
