@@ -31,9 +31,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.url_map.strict_slashes = False
 
     # auth and sites register their CLI commands when imported.
-    from . import auth, db, errors, pending, proxies, ratelimit, sites  # noqa: F401
+    from . import auth, db, errors, importer, pending, proxies, ratelimit, sites  # noqa: F401
     from .views import api, countjs, pixel
     from .views import count as count_views
+    from .views import export as export_views
     from .views import sites as sites_views
 
     db.init_app(app)
@@ -44,6 +45,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     pending.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(count_views.bp)
+    app.register_blueprint(export_views.bp)
     app.register_blueprint(sites_views.bp)
     app.register_blueprint(countjs.bp)
 
@@ -54,4 +56,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from . import cli
     cli.init_app(app)
+    importer.init_app(app)
     return app

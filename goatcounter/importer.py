@@ -1,0 +1,283 @@
+"""`goatcounter import`: read a CSV export (GoatCounter's format version 2, written by
+GoatCounter or by this server, gzipped or not) into a site: its hits and the
+aggregates the stats read.
+
+Rows keep their session and first-visit flag, so the numbers come out as they were at
+the source. A bad row is reported by its line number and skipped; the others go in.
+"""
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import math
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import IO, Any
+
+import click
+from flask import Flask
+from flask.cli import with_appcontext
+
+from . import clock, db, defaults, sites, store
+from .csvformat import COLUMNS, Record, VersionError, parse_name_version, parse_session, read
+from .pipeline import locations, sizes, useragents
+from .pipeline.process import Hit, validate
+
+# Hits stored per transaction: big enough to be quick, small enough that a running
+# server's writers wait only briefly for each.
+BATCH = 1000
+SCHEMES = ("h", "g", "c", "o")
+_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+
+
+class RowError(ValueError):
+    """A row that can't be imported, and why."""
+
+
+def _bool(column: str, value: str) -> bool:
+    # The values Go's strconv.ParseBool takes: upstream's help once wrote true/false.
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise RowError(f"{column}: must be a boolean, not {value!r}")
+
+
+def _int(column: str, value: str) -> int:
+    try:
+        return int(value or "0")
+    except ValueError:
+        raise RowError(f"{column}: must be a whole number, not {value!r}") from None
+
+
+def _created_at(value: str) -> int:
+    try:
+        ts = clock.parse_rfc3339(value).timestamp()
+    except ValueError:
+        raise RowError(f"Date: not an RFC 3339 time: {value!r}") from None
+    # Half a second rounds up, as the counting pipeline does.
+    return math.floor(ts + 0.5)
+
+
+def _width(value: str) -> int:
+    try:
+        return sizes.width(value)
+    except sizes.SizeError as exc:
+        raise RowError(f"Screen size: {exc}") from None
+
+
+def _session(value: str) -> bytes | None:
+    try:
+        return parse_session(value)
+    except ValueError:
+        raise RowError(f"Session: not a session id: {value!r}") from None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def hit_from_row(fields: list[str], now: float) -> Hit:
+    """The hit of one CSV record. Raises RowError."""
+    if len(fields) != len(COLUMNS):
+        raise RowError(f"wrong number of fields: {len(fields)} (want: {len(COLUMNS)})")
+    if not _utf8("".join(fields)):
+        raise RowError("not valid UTF-8")
+    (path, title, event, user_agent, browser, system, session, bot, ref, scheme, size,
+     location, first_visit, date) = fields
+    if scheme and scheme not in SCHEMES:
+        raise RowError(f"Referrer scheme: must be one of {', '.join(SCHEMES)}, not {scheme!r}")
+    created_at = _created_at(date)
+    problem = validate(path, title, ref, user_agent, created_at, now)
+    if problem:
+        raise RowError(problem.replace("\n", " ").strip())
+    found_browser, found_system = parse_name_version(browser), parse_name_version(system)
+    if found_browser is None and found_system is None and user_agent:
+        # Exports have always left UserAgent empty, but a file made by hand may not.
+        found_browser, found_system = useragents.parse(user_agent)
+    return Hit(
+        path=path, title=title, event=_bool("Event", event), ref=ref,
+        ref_scheme=scheme or "o", campaign="", width=_width(size), bot=max(0, _int("Bot", bot)),
+        browser=found_browser, system=found_system, location=location, language="",
+        user_agent=user_agent, session_key=None, created_at=created_at,
+        session=_session(session), first_visit=_bool("FirstVisit", first_visit))
+
+
+def apply_collect(hit: Hit, settings: dict[str, Any]) -> Hit:
+    """Drop what the site doesn't collect, as counting would have."""
+    collect = settings["collect"]
+    if not collect & defaults.COLLECT_REFERRER:
+        hit.ref, hit.ref_scheme = "", "o"
+    if not collect & defaults.COLLECT_USER_AGENT:
+        hit.browser = hit.system = None
+    if not collect & defaults.COLLECT_SCREEN_SIZE:
+        hit.width = 0
+    if not collect & defaults.COLLECT_LOCATION:
+        hit.location = ""
+    regions = [r.strip() for r in str(settings.get("collect_regions", "")).split(",")
+               if r.strip()]
+    hit.location = locations.keep_region(
+        hit.location, bool(collect & defaults.COLLECT_LOCATION_REGION), regions)
+    if not collect & defaults.COLLECT_SESSION:
+        hit.session, hit.first_visit = None, True
+    return hit
+
+
+# Reading the file --------------------------------------------------------------------
+
+@contextlib.contextmanager
+def open_export(name: str) -> Iterator[tuple[IO[str], io.BufferedReader, int | None]]:
+    """The export `name` (`-` for standard input) as text, gunzipped when it starts
+    like a gzip file; with the raw file and its size, for progress."""
+    raw = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
+    if not isinstance(raw, io.BufferedReader):
+        # A test runner's stdin can't peek.
+        raw = io.BufferedReader(raw)  # type: ignore[arg-type]
+    binary: IO[bytes] = raw
+    text = None
+    try:
+        if raw.peek(2)[:2] == b"\x1f\x8b":
+            binary = gzip.GzipFile(fileobj=raw)
+        total = None if name == "-" else os.fstat(raw.fileno()).st_size
+        # Bytes that aren't UTF-8 become lone surrogates, so that only their row is bad.
+        text = io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape",
+                                newline="")
+        yield text, raw, total
+    finally:
+        # Closing the wrappers would close standard input too.
+        if text is not None:
+            text.detach()
+        if binary is not raw:
+            binary.close()
+        if name != "-":
+            raw.close()
+
+
+def _position(raw: io.BufferedReader) -> int:
+    try:
+        return raw.tell()
+    except (OSError, ValueError):
+        return 0
+
+
+# Storing -----------------------------------------------------------------------------
+
+class Importer:
+    """Collects good rows into batches and stores them; counts and reports bad rows."""
+
+    def __init__(self, site: dict[str, Any],
+                 report: Callable[[str], None] | None = None) -> None:
+        self.site = site
+        self.report = report or (lambda message: click.echo(message, err=True))
+        self.batch: list[Hit] = []
+        self.rows = self.stored = self.bad = 0
+        self.now = clock.now()
+
+    def add(self, record: Record) -> None:
+        if record.error is not None:
+            self._bad(record.line, record.error)
+            return
+        try:
+            hit = hit_from_row(record.fields, self.now)
+        except RowError as exc:
+            self._bad(record.line, str(exc))
+            return
+        self.batch.append(apply_collect(hit, self.site["settings"]))
+        self.rows += 1
+        if len(self.batch) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.batch:
+            self.stored += store.save(self.site, self.batch, preset_sessions=True)
+            self.batch = []
+
+    def _bad(self, line: int, message: str) -> None:
+        self.bad += 1
+        self.report(f"line {line}: {message}")
+
+
+def run(site: dict[str, Any], text: IO[str], on_batch: Callable[[], None] | None = None,
+        report: Callable[[str], None] | None = None) -> Importer:
+    """Import every record of an export's text into `site`. Raises VersionError."""
+    importer = Importer(site, report)
+    for record in read(text):
+        importer.add(record)
+        if on_batch is not None and not importer.batch:
+            on_batch()
+    importer.flush()
+    return importer
+
+
+def _run_with_progress(site: dict[str, Any], text: IO[str], raw: io.BufferedReader,
+                       total: int | None) -> Importer:
+    """`run`, with a progress bar by bytes read when the size is known (click draws it
+    only on a terminal)."""
+    if not total:
+        return run(site, text)
+    with click.progressbar(length=total, label="importing", file=sys.stderr) as bar:
+        done = 0
+
+        def progress() -> None:
+            nonlocal done
+            now = _position(raw)
+            bar.update(now - done)
+            done = now
+
+        result = run(site, text, on_batch=progress)
+        progress()
+    return result
+
+
+def _site(site_id: int | None) -> dict[str, Any]:
+    conn = db.get_db()
+    if site_id is None:
+        rows = conn.execute("SELECT id FROM sites WHERE state = 'a' LIMIT 2").fetchall()
+        if len(rows) != 1:
+            raise click.UsageError("there is more than one site; choose one with --site ID")
+        site_id = rows[0][0]
+    site = sites.get(conn, site_id)
+    if site is None:
+        raise click.BadParameter(f"no site with id {site_id}", param_hint="--site")
+    return site
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--site", "site_id", type=int,
+              help="Id of the site to import into (needed when there is more than one).")
+@with_appcontext
+def import_command(file: str, site_id: int | None) -> None:
+    """Import hits from a CSV export (GoatCounter's format version 2, gzipped or not;
+    - reads standard input).
+
+    Hits keep their sessions and first visits, and the stats are updated as they go in.
+    Bad rows are reported by line number and skipped. Exits with status 1 when any
+    row was skipped.
+    """
+    site = _site(site_id)
+    try:
+        with open_export(file) as (text, raw, total):
+            result = _run_with_progress(site, text, raw, total)
+    except VersionError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except FileNotFoundError as exc:
+        raise click.BadParameter(f"{file}: no such file", param_hint="FILE") from exc
+    except (OSError, EOFError) as exc:
+        raise click.ClickException(f"{file}: can't be read: {exc}") from exc
+    click.echo(f"imported {result.rows} rows into site {site['id']} "
+               f"({result.stored} counted hits); {result.bad} bad rows skipped")
+    if result.bad:
+        raise SystemExit(1)
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(import_command)
+
