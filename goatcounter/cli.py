@@ -39,8 +39,10 @@ def serve_command(listen: str, workers: int, dev: bool) -> None:
     # from the same environment.
     env = dict(os.environ)
     env.setdefault("GOATCOUNTER_INSTANCE", current_app.instance_path)
+    # A big export is written while its request waits: allow it minutes, not seconds.
     args = [sys.executable, "-m", "gunicorn", "--bind", listen, "--workers", str(workers),
-            "--access-logfile", "-", "goatcounter.wsgi:app"]
+            "--timeout", "300", "--graceful-timeout", "30", "--access-logfile", "-",
+            "goatcounter.wsgi:app"]
     os.execvpe(args[0], args, env)
 
 
