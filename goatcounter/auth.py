@@ -7,7 +7,6 @@ import dataclasses
 import hashlib
 import hmac
 import json
-import secrets
 import sqlite3
 from typing import Any
 
@@ -15,7 +14,7 @@ import click
 from flask import current_app, g, request
 from flask.cli import with_appcontext
 
-from . import db, sites, users
+from . import db, encoding, sites, users
 from .errors import Forbidden, Unauthorized
 
 # Permission bits; upstream marks these values as never to change.
@@ -50,13 +49,7 @@ class Auth:
 
 def new_token() -> str:
     """A random 256-bit token written in base36 (about 50 characters), as upstream."""
-    num = secrets.randbits(256)
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while num:
-        num, rem = divmod(num, 36)
-        out = digits[rem] + out
-    return out
+    return encoding.random_base36(256)
 
 
 def hash_token(token: str) -> str:

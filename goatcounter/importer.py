@@ -23,7 +23,7 @@ from flask.cli import with_appcontext
 from . import clock, db, defaults, sites, store
 from .csvformat import COLUMNS, Record, VersionError, parse_name_version, parse_session, read
 from .pipeline import locations, sizes, useragents
-from .pipeline.process import Hit, validate
+from .pipeline.process import Hit, valid_utf8, validate
 
 # Hits stored per transaction: big enough to be quick, small enough that a running
 # server's writers wait only briefly for each.
@@ -76,19 +76,11 @@ def _session(value: str) -> bytes | None:
         raise RowError(f"Session: not a session id: {value!r}") from None
 
 
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def hit_from_row(fields: list[str], now: float) -> Hit:
     """The hit of one CSV record. Raises RowError."""
     if len(fields) != len(COLUMNS):
         raise RowError(f"wrong number of fields: {len(fields)} (want: {len(COLUMNS)})")
-    if not _utf8("".join(fields)):
+    if not valid_utf8("".join(fields)):
         raise RowError("not valid UTF-8")
     (path, title, event, user_agent, browser, system, session, bot, ref, scheme, size,
      location, first_visit, date) = fields

@@ -7,7 +7,6 @@ import functools
 import ipaddress
 import json
 import re
-import secrets
 import sqlite3
 import time
 import unicodedata
@@ -19,7 +18,7 @@ from typing import Any
 import click
 from flask.cli import with_appcontext
 
-from . import clock, db, defaults, params
+from . import clock, db, defaults, encoding, params
 from .errors import BadRequest, NotFound, ValidationError
 
 SITE_COLUMNS = ("id, parent, cname, cname_setup_at, code, link_domain, settings, user_defaults,"
@@ -33,13 +32,7 @@ def now_text() -> str:
 
 def random_code() -> str:
     """A site code as upstream makes them in self-hosted mode: serve-<base36>."""
-    num = secrets.randbits(64)
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while num:
-        num, rem = divmod(num, 36)
-        out = digits[rem] + out
-    return "serve-" + out
+    return "serve-" + encoding.random_base36(64)
 
 
 def decode(row: sqlite3.Row) -> dict[str, Any]:

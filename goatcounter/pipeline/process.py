@@ -72,15 +72,16 @@ class Hit:
 
 def sane_text(text: str) -> str:
     """Text that can be stored: invalid UTF-8 (lone surrogates) replaced."""
-    return text.encode("utf-8", "replace").decode("utf-8") if _invalid_utf8(text) else text
+    return text.encode("utf-8", "replace").decode("utf-8") if not valid_utf8(text) else text
 
 
-def _invalid_utf8(text: str) -> bool:
+def valid_utf8(text: str) -> bool:
+    """Whether text can be written as UTF-8 (no lone surrogates from bad input)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return True
-    return False
+        return False
+    return True
 
 
 def validate(path: str, title: str, ref: str, user_agent: str, created_at: float,
@@ -98,7 +99,7 @@ def validate(path: str, title: str, ref: str, user_agent: str, created_at: float
                                     ("user_agent_header", user_agent, 0, MAX_USER_AGENT)):
         if field == "path" and not value:
             add(field, "must be set")
-        if _invalid_utf8(value):
+        if not valid_utf8(value):
             add(field, "must be UTF-8")
         if low and len(value) < low:
             add(field, f"must be longer than {low} characters")
