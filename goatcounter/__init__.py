@@ -36,6 +36,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from .views import count as count_views
     from .views import export as export_views
     from .views import sites as sites_views
+    from .views import stats as stats_views
 
     db.init_app(app)
     errors.init_app(app)
@@ -47,6 +48,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(count_views.bp)
     app.register_blueprint(export_views.bp)
     app.register_blueprint(sites_views.bp)
+    app.register_blueprint(stats_views.bp)
     app.register_blueprint(countjs.bp)
 
     pixel.init_app(app)

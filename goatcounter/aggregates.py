@@ -3,11 +3,13 @@ that stores the hits.
 
 Every table counts visits (first visits of a path in a session); `hit_counts` and
 `site_counts` also count every pageview, so the sum of their `pageviews` is the number
-of counted hits.
+of counted hits. `path_months` and the `prev` column of `visitor_days` (migration
+0002) exist for the stats reads: see the migration for what they hold.
 """
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -54,6 +56,44 @@ def _sql(table: str) -> str:
 _SQL = {table: _sql(table) for table in TABLES}
 
 
+def _path_months_sql(day: int) -> str:
+    """The upsert of path_months for visits on day `day` of a month: they count in the
+    running totals of that day and every later one."""
+    cols = [f"c{d}" for d in range(day, 32)]
+    updates = ", ".join(f"{c} = {c} + excluded.{c}" for c in cols)
+    return (f"INSERT INTO path_months (site_id, month, path_id, {', '.join(cols)})"
+            f" VALUES (?, ?, ?{', ?' * len(cols)})"
+            f" ON CONFLICT (site_id, month, path_id) DO UPDATE SET {updates}")
+
+
+_PATH_MONTHS_SQL = {day: _path_months_sql(day) for day in range(1, 32)}
+
+# A session's row for a day points to its previous day (see migration 0002); a day
+# filled in later than the next one moves the next one's pointer.
+_VISITOR_SQL = (
+    "INSERT INTO visitor_days (site_id, day, session, prev) SELECT :site, :day, :session,"
+    " (SELECT max(day) FROM visitor_days WHERE site_id = :site AND session = :session"
+    " AND day < :day) WHERE true ON CONFLICT DO NOTHING",
+    "UPDATE visitor_days SET prev = :day WHERE site_id = :site AND session = :session"
+    " AND day = (SELECT min(day) FROM visitor_days WHERE site_id = :site"
+    " AND session = :session AND day > :day) AND (prev IS NULL OR prev < :day)",
+)
+
+
+def month_of(day: int) -> tuple[int, int]:
+    """(start of the UTC month, day of the month) of a day start."""
+    mday = time.gmtime(day).tm_mday
+    return day - (mday - 1) * DAY, mday
+
+
+def _flush_months(conn: sqlite3.Connection, site_id: int, counts: Counter) -> None:
+    by_day: dict[int, list[tuple[int, ...]]] = {}
+    for (month, path_id, mday), n in counts.items():
+        by_day.setdefault(mday, []).append((site_id, month, path_id, *([n] * (32 - mday))))
+    for mday, rows in by_day.items():
+        conn.executemany(_PATH_MONTHS_SQL[mday], rows)
+
+
 def _flush(conn: sqlite3.Connection, site_id: int, table: str,
            counts: dict[tuple, tuple[int, ...]] | Counter) -> None:
     if not counts:
@@ -72,6 +112,8 @@ def add(conn: sqlite3.Connection, site_id: int, hits: Iterable[Hit]) -> None:
     visit_tables: dict[str, Counter] = {t: Counter() for t in TABLES
                                         if t not in ("hit_counts", "site_counts")}
     visitors: set[tuple[int, int]] = set()
+    months: Counter = Counter()
+    day_months: dict[int, tuple[int, int]] = {}
     for h in hits:
         hour = h.created_at - h.created_at % HOUR
         day = h.created_at - h.created_at % DAY
@@ -87,6 +129,10 @@ def add(conn: sqlite3.Connection, site_id: int, hits: Iterable[Hit]) -> None:
             continue
         t = visit_tables
         t["path_days"][(day, h.path_id)] += 1
+        if day not in day_months:
+            day_months[day] = month_of(day)
+        month, mday = day_months[day]
+        months[(month, h.path_id, mday)] += 1
         t["ref_counts"][(h.path_id, hour, h.ref_id)] += 1
         t["ref_hours"][(hour, h.ref_id)] += 1
         t["ref_days"][(day, h.ref_id)] += 1
@@ -113,6 +159,8 @@ def add(conn: sqlite3.Connection, site_id: int, hits: Iterable[Hit]) -> None:
     _flush(conn, site_id, "site_counts", {k: tuple(v) for k, v in site_counts.items()})
     for table, counts in visit_tables.items():
         _flush(conn, site_id, table, counts)
+    _flush_months(conn, site_id, months)
     if visitors:
-        conn.executemany("INSERT INTO visitor_days (site_id, day, session) VALUES (?, ?, ?)"
-                         " ON CONFLICT DO NOTHING", [(site_id, d, s) for d, s in visitors])
+        rows = [{"site": site_id, "day": d, "session": s} for d, s in sorted(visitors)]
+        for sql in _VISITOR_SQL:
+            conn.executemany(sql, rows)

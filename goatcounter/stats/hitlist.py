@@ -1,0 +1,138 @@
+"""GET /api/v0/stats/hits: the paths with the most visits in a range, each with its
+visits by hour in the user's zone.
+
+Ranking reads `path_months` (running totals by day, one row per path and month) for
+the range's whole UTC days and `hit_counts` for the hours at its edges; the hourly
+numbers of the listed paths then come from `hit_counts` by its primary key.
+"""
+from __future__ import annotations
+
+import calendar
+import sqlite3
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from .. import aggregates
+from .days import Series
+from .filters import IN_PATHS, PathSet
+from .ranges import DAY, Range, Slots
+
+_NOT_EXCLUDED = "path_id NOT IN (SELECT value FROM json_each(:exclude))"
+
+
+def month_parts(d0: int, d1: int) -> list[tuple[int, int, int]]:
+    """The whole UTC days d0 to d1 as (month start, first day of the month, last day of
+    the month) parts."""
+    parts = []
+    day = d0
+    while day <= d1:
+        month, first = aggregates.month_of(day)
+        length = calendar.monthrange(time.gmtime(day).tm_year, time.gmtime(day).tm_mon)[1]
+        last = min(length, first + (d1 - day) // DAY)
+        parts.append((month, first, last))
+        day += (last - first + 1) * DAY
+    return parts
+
+
+def _days_in(first: int, last: int) -> str:
+    """The visits of days first..last of a month from its running totals (the column
+    names are built from numbers, never from request text)."""
+    return f"c{last}" if first == 1 else f"c{last} - c{first - 1}"
+
+
+def _ranking_sql(months: list[tuple[int, int, int]], edges: list[int], filtered: bool,
+                 excluded: bool, after: bool) -> str:
+    """The ranking query for one shape of range and filters (fixed fragments only)."""
+    cond = (" AND " + IN_PATHS if filtered else "") + \
+        (" AND " + _NOT_EXCLUDED if excluded else "")
+    # Rows without visits in those days are left out here, which spares sorting them.
+    parts = [f"SELECT path_id, {_days_in(first, last)} AS total FROM path_months"
+             f" WHERE site_id = :site AND month = :m{i}{cond}"
+             f" AND {_days_in(first, last)} > 0"
+             for i, (_, first, last) in enumerate(months)]
+    for i, sign in enumerate(edges):
+        parts.append(f"SELECT path_id, {'' if sign > 0 else '-'}total FROM hit_counts"
+                     f" WHERE site_id = :site AND hour >= :e{i}a AND hour <= :e{i}b{cond}")
+    having = "count > 0"
+    if after:
+        having += " AND (count < :after_count OR (count = :after_count AND path_id < :after))"
+    return (f"SELECT path_id, sum(total) AS count FROM ({' UNION ALL '.join(parts)})"
+            f" GROUP BY path_id HAVING {having} ORDER BY count DESC, path_id DESC LIMIT :limit")
+
+
+def ranked(conn: sqlite3.Connection, site_id: int, rng: Range, paths: PathSet,
+           exclude: list[int], limit: int,
+           after: tuple[int, int] | None = None) -> list[tuple[int, int]]:
+    """(path id, visits) of the paths with the most visits in the range, most first
+    (ties: higher id first); `after` (path id, its visits) starts after that path."""
+    days, edges = rng.split()
+    if paths.nothing or (days is None and not edges):
+        return []
+    months = month_parts(*days) if days else []
+    args: dict[str, Any] = {"site": site_id, "limit": limit}
+    for i, (month, _, _) in enumerate(months):
+        args[f"m{i}"] = month
+    for i, (a, b, _) in enumerate(edges):
+        args[f"e{i}a"], args[f"e{i}b"] = a, b
+    if not paths.everything:
+        args["paths"] = paths.json()
+    if exclude:
+        args["exclude"] = PathSet(tuple(exclude)).json()
+    if after:
+        args["after"], args["after_count"] = after
+    sql = _ranking_sql(months, [sign for _, _, sign in edges], not paths.everything,
+                       bool(exclude), after is not None)
+    return [(r[0], r[1]) for r in conn.execute(sql, args)]
+
+
+def _hourly(conn: sqlite3.Connection, site_id: int, rng: Range,
+            ids: list[int]) -> dict[int, Iterable[tuple[int, int]]]:
+    """(hour number in the range, visits) of each path. Each path's hours come back as
+    one text, which costs far less than a row per hour."""
+    out: dict[int, Iterable[tuple[int, int]]] = {i: () for i in ids}
+    rows = conn.execute(
+        "SELECT path_id, group_concat(((hour - :h0) / 3600) || ',' || total) FROM hit_counts"
+        " WHERE site_id = :site AND " + IN_PATHS + " AND hour >= :h0 AND hour <= :h1"
+        " AND total > 0 GROUP BY path_id",
+        {"site": site_id, "paths": PathSet(tuple(ids)).json(), "h0": rng.first_hour,
+         "h1": rng.last_hour})
+    for path_id, text in rows:
+        numbers = iter(map(int, text.split(",")))
+        out[path_id] = zip(numbers, numbers, strict=True)
+    return out
+
+
+def hits(conn: sqlite3.Connection, site_id: int, rng: Range, paths: PathSet,
+         exclude: list[int], limit: int, group: str, after: int | None = None) -> dict[str, Any]:
+    """The reply of GET /api/v0/stats/hits. `group` picks what `max` is the highest of:
+    hour, day, week or month."""
+    empty: dict[str, Any] = {"hits": [], "total": 0, "more": False}
+    cursor = None
+    if after is not None:
+        found = ranked(conn, site_id, rng, paths.intersect(PathSet((after,))), [], 1)
+        if not found:
+            return empty
+        cursor = found[0]
+    top = ranked(conn, site_id, rng, paths, exclude, limit + 1, cursor)
+    more = len(top) > limit
+    top = top[:limit]
+    if not top:
+        return empty
+    ids = [p for p, _ in top]
+    info = {r[0]: r for r in conn.execute(
+        "SELECT id, path, title, event FROM paths WHERE site_id = :site AND id IN"
+        " (SELECT value FROM json_each(:ids))",
+        {"site": site_id, "ids": PathSet(tuple(ids)).json()})}
+    hourly = _hourly(conn, site_id, rng, ids)
+    slots = Slots(rng)
+    out = []
+    for path_id, _ in top:
+        series = Series(slots)
+        series.add(hourly[path_id])
+        entries, highest = series.entries()
+        row = info[path_id]
+        out.append({"count": series.count, "path_id": path_id, "path": row["path"],
+                    "event": bool(row["event"]), "title": row["title"],
+                    "max": highest[group], "stats": entries})
+    return {"hits": out, "total": sum(h["count"] for h in out), "more": more}
