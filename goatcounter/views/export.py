@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, send_file
 
-from .. import auth, db, exports, params, sites
+from .. import auth, db, exports, params, validation
 from ..errors import BadRequest, NotFound
 from ..responses import json_response
 
@@ -41,7 +41,7 @@ def start() -> Response:
 def _find(raw_id: str) -> dict[str, Any]:
     """The export of the URL, after auth and the id check, as upstream orders them."""
     who = auth.authenticate(auth.PERM_EXPORT)
-    row = exports.get(db.get_db(), who.site["id"], sites.parse_id(raw_id))
+    row = exports.get(db.get_db(), who.site["id"], validation.parse_id(raw_id))
     if row is None:
         raise NotFound()
     return dict(row)

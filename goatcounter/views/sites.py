@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from .. import auth, db, params, sites
+from .. import auth, db, params, sites, validation
 from ..errors import NotFound
 from ..responses import json_response
 
@@ -19,7 +19,7 @@ bp = Blueprint("sites", __name__, url_prefix="/api/v0")
 
 def _find(who: auth.Auth, raw_id: str) -> dict[str, Any]:
     """The site of the URL, after auth and before the body is read (spec 9)."""
-    site = sites.visible(db.get_db(), who.site, sites.parse_id(raw_id))
+    site = sites.visible(db.get_db(), who.site, validation.parse_id(raw_id))
     if site is None:
         raise NotFound()
     return site
