@@ -37,9 +37,14 @@ def gunicorn(app: str, env: dict[str, str], workers: int = 2) -> Iterator[tuple[
     port = free_port()
     full = dict(os.environ)
     full.update(env)
+    # An empty config file: the repository's gunicorn.conf.py (access log and all) would
+    # otherwise be read from the working directory, and the benchmarks compare apps, not
+    # logging settings.
+    config = os.path.join(tempfile.gettempdir(), "gc-bench-gunicorn.conf.py")
+    Path(config).write_text("")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers",
-         str(workers), "--backlog", "2048", "--log-level", "warning", app],
+        [sys.executable, "-m", "gunicorn", "-c", config, "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), "--backlog", "2048", "--log-level", "warning", app],
         cwd=ROOT, env=full, stdout=subprocess.DEVNULL, stderr=sys.stderr)
     try:
         deadline = time.monotonic() + 30

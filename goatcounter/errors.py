@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sqlite3
 import traceback
 from typing import Any
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from . import db, encoding
 from .responses import json_response
 
 log = logging.getLogger(__name__)
@@ -95,13 +97,7 @@ class ValidationError(APIError):
 
 def error_code(text: str) -> str:
     """A short base36 code for an internal error, stable for the same error."""
-    num = int.from_bytes(hashlib.sha256(text.encode()).digest()[:5], "big")
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while num:
-        num, rem = divmod(num, 36)
-        out = digits[rem] + out
-    return out or "0"
+    return encoding.base36(int.from_bytes(hashlib.sha256(text.encode()).digest()[:5], "big"))
 
 
 def unexpected_error(exc: BaseException) -> Response:
@@ -112,6 +108,27 @@ def unexpected_error(exc: BaseException) -> Response:
     return json_response(
         {"error": f"unexpected error code ‘{code}’; this has been reported for investigation"},
         500)
+
+
+# What a client is told when every retry of a write found the database locked (see
+# db.write). A 503 with Retry-After invites a retry, where a 500 would report a bug.
+BUSY_MESSAGE = "database is busy; try again"
+BUSY_RETRY_AFTER = "5"
+
+
+def busy_body() -> tuple[dict[str, str], dict[str, str]]:
+    """Body and headers of the 503 for a database that stayed busy."""
+    return {"error": BUSY_MESSAGE}, {"Retry-After": BUSY_RETRY_AFTER}
+
+
+def database_error(exc: sqlite3.OperationalError) -> Response:
+    """503 for a database that stayed locked through every retry; anything else that
+    SQLite raises is a bug, and a 500."""
+    if not db.is_busy(exc):
+        return unexpected_error(exc)
+    log.warning("database busy on %s %s: %s", request.method, request.path, exc)
+    body, headers = busy_body()
+    return json_response(body, 503, headers)
 
 
 def render(exc: APIError) -> Response:
@@ -143,4 +160,5 @@ def init_app(app: Flask) -> None:
     """Register the handlers that shape every error reply."""
     app.register_error_handler(APIError, render)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(sqlite3.OperationalError, database_error)
     app.register_error_handler(Exception, unexpected_error)

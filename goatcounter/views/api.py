@@ -2,6 +2,7 @@
 its diagnostic endpoints, /api/v0/test and /api/v0/me."""
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from flask import Blueprint, Flask, Response, redirect, request
@@ -44,10 +45,31 @@ def check_body() -> None:
     limit = current_app.config["MAX_BODY"]
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    if request.content_length is None and request.environ.get("wsgi.input_terminated"):
+        _read_unsized_body(limit)
     mime = (request.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
     if mime != "application/json":
         raise UnsupportedMediaType(
             f'unable to handle Content-Type "{request.headers.get("Content-Type", "")}"')
+
+
+def _read_unsized_body(limit: int) -> None:
+    """Read a body sent without a Content-Length (chunked) up to one byte past the limit.
+    Werkzeug's own limit on such a stream stops reading at the limit without a word,
+    so a body over it would reach the views cut short instead of being refused."""
+    environ = request.environ
+    stream = environ["wsgi.input"]
+    data = b""
+    while len(data) <= limit:
+        chunk = stream.read(limit + 1 - len(data))
+        if not chunk:
+            break
+        data += chunk
+    if len(data) > limit:
+        raise PayloadTooLarge(f"request body is larger than {limit} bytes")
+    # From here on the body is an ordinary one of known length.
+    environ["wsgi.input"] = io.BytesIO(data)
+    environ["CONTENT_LENGTH"] = str(len(data))
 
 
 def preflight() -> Response | None:

@@ -18,7 +18,7 @@ from flask import Flask
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.wsgi import ClosingIterator
 
-from .. import clock, errors, pending, ratelimit, sessions, sites
+from .. import clock, db, errors, pending, ratelimit, sessions, sites
 from ..pipeline import bots, languages, sizes, urls
 from ..pipeline.process import Hit, Incoming, process
 
@@ -36,7 +36,7 @@ GIF_HEADERS = {
 }
 _STATUS = {200: "200 OK", 202: "202 Accepted", 400: "400 Bad Request",
            405: "405 Method Not Allowed", 429: "429 Too Many Requests",
-           500: "500 Internal Server Error"}
+           500: "500 Internal Server Error", 503: "503 Service Unavailable"}
 log = logging.getLogger(__name__)
 
 
@@ -178,6 +178,10 @@ class PixelEndpoint:
             pool.put(conn)
 
     def _crash(self, environ: dict[str, Any], exc: Exception) -> tuple[str, list, bytes]:
+        if db.is_busy(exc):
+            log.warning("database busy on %s /count: %s", environ.get("REQUEST_METHOD"), exc)
+            body, headers = errors.busy_body()
+            return _json(503, body, headers)
         detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         code = errors.error_code(f"{type(exc).__name__}: {exc}")
         log.error("unexpected error %s on %s /count\n%s", code, environ.get("REQUEST_METHOD"),

@@ -1,0 +1,506 @@
+"""Soak test: nothing lost when a worker dies under load.
+
+    .venv/bin/python bench/soak.py [--seconds 60] [--clients 8] [--workers 4]
+
+gunicorn runs with gunicorn.conf.py and 4 sync workers on a loopback port. 8 client
+threads send, for a fixed time, a mix of POST /api/v0/count batches (each with its own
+Idempotency-Key, retried with the same key when the reply never came), GET and POST
+/count pixels (a tenth of them from a bot), and stats reads; rate limits are on, set
+too high to refuse any of it. Halfway through, one worker is killed with SIGKILL, one
+caught inside a write transaction when there is one. Then the server is stopped, the
+pending pixel pageviews are counted, and the database is checked:
+
+- every hit that got a 2xx is stored exactly once (every hit has a path of its own);
+- the aggregate tables add up to the stored hits;
+- no reply was a 5xx, and no reply said "database is locked".
+
+Requests that never got a reply (the one the killed worker was serving) are counted as
+connection errors, not as acknowledged; their hits may or may not be stored. The
+figures are printed as a table; the exit status is 1 when a check failed.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import http.client
+import json
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+
+UAS = [
+    "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+]
+BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+READS = ["/api/v0/stats/total", "/api/v0/paths?limit=5", "/api/v0/stats/hits?limit=5",
+         "/api/v0/stats/browsers", "/api/v0/stats/toprefs"]
+HOST = "soak.example.com"
+# High enough never to refuse the load, so that the limiter's shared counters are
+# exercised (and survive the killed worker) without getting in the way.
+LIMITS = "api:1000000/60,api-count:1000000/60,count:1000000/60"
+# Replies that are not HTTP replies at all: the connection closed or reset under us.
+CONNECTION_ERRORS = (ConnectionError, http.client.HTTPException, socket.timeout, OSError)
+KINDS = ("POST /api/v0/count", "/count pixels", "stats reads")
+
+
+@dataclasses.dataclass
+class Tally:
+    """What one kind of request got."""
+
+    requests: int = 0
+    ok: int = 0
+    client_errors: int = 0
+    server_errors: int = 0
+    connection_errors: int = 0
+    retries: int = 0
+    replayed: int = 0
+    hits_sent: int = 0
+    hits_acked: int = 0
+
+    def add(self, other: Tally) -> None:
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+
+
+@dataclasses.dataclass
+class Client:
+    """One client thread's record: tallies, and the paths of its hits by outcome."""
+
+    tallies: dict[str, Tally] = dataclasses.field(
+        default_factory=lambda: {kind: Tally() for kind in KINDS})
+    acked: set[str] = dataclasses.field(default_factory=set)
+    acked_bots: set[str] = dataclasses.field(default_factory=set)
+    sent: set[str] = dataclasses.field(default_factory=set)
+    locked: int = 0
+    samples: list[str] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Result:
+    """The whole run, and what the database held afterwards."""
+
+    seconds: float
+    workers: int
+    clients: int
+    killed: int | None
+    killed_at: float
+    killed_writing: bool
+    tallies: dict[str, Tally]
+    stored: dict[str, int]
+    stored_bots: dict[str, int]
+    acked: set[str]
+    acked_bots: set[str]
+    sent: set[str]
+    locked: int
+    samples: list[str]
+    aggregates: dict[str, int]
+    pending_left: int
+    tracebacks: int
+
+    @property
+    def lost(self) -> int:
+        return sum(1 for p in self.acked if self.stored.get(p, 0) == 0) + \
+            sum(1 for p in self.acked_bots if self.stored_bots.get(p, 0) == 0)
+
+    @property
+    def duplicated(self) -> int:
+        return sum(1 for n in self.stored.values() if n > 1) + \
+            sum(1 for n in self.stored_bots.values() if n > 1)
+
+    @property
+    def unknown(self) -> int:
+        """Stored hits of paths that were never sent."""
+        return len((self.stored.keys() | self.stored_bots.keys()) - self.sent)
+
+    @property
+    def server_errors(self) -> int:
+        return sum(t.server_errors for t in self.tallies.values())
+
+    @property
+    def aggregates_ok(self) -> bool:
+        a = self.aggregates
+        return a["hits"] == a["hit_counts.pageviews"] == a["site_counts.pageviews"] and \
+            a["first_visits"] == a["hit_counts.total"] == a["site_counts.total"] == \
+            a["path_days.total"]
+
+    @property
+    def ok(self) -> bool:
+        return (self.lost == self.duplicated == self.unknown == self.server_errors == 0
+                and self.locked == 0 and self.tracebacks == 0 and self.aggregates_ok
+                and self.pending_left == 0 and self.killed is not None)
+
+    def table(self) -> str:
+        head = (f"{'':20} {'requests':>8} {'2xx':>6} {'4xx':>5} {'5xx':>5} {'conn err':>8}"
+                f" {'retried':>7} {'hits sent':>9} {'acked':>6} {'stored':>6} {'lost':>5}")
+        lines = [f"soak: {self.workers} workers, {self.clients} clients, {self.seconds:.0f} s; "
+                 f"worker {self.killed} killed with SIGKILL at {self.killed_at:.1f} s"
+                 f"{' while writing' if self.killed_writing else ''}", "", head]
+        total = Tally()
+        stored_api = sum(1 for p in self.stored if p.startswith("/api/"))
+        stored_px = sum(1 for p in self.stored if p.startswith("/px/")) + len(self.stored_bots)
+        lost_api = sum(1 for p in self.acked if p.startswith("/api/") and p not in self.stored)
+        lost_px = self.lost - lost_api
+        for kind, t in self.tallies.items():
+            total.add(t)
+            stored, lost = {"POST /api/v0/count": (stored_api, lost_api),
+                            "/count pixels": (stored_px, lost_px)}.get(kind, ("-", "-"))
+            lines.append(self._row(kind, t, stored, lost))
+        lines.append(self._row("total", total, stored_api + stored_px, self.lost))
+        a = self.aggregates
+        api = self.tallies["POST /api/v0/count"]
+        lines += [
+            "",
+            f"hits stored {a['hits']}; hit_counts.pageviews {a['hit_counts.pageviews']};"
+            f" site_counts.pageviews {a['site_counts.pageviews']}",
+            f"first visits {a['first_visits']}; hit_counts.total {a['hit_counts.total']};"
+            f" site_counts.total {a['site_counts.total']}; path_days.total"
+            f" {a['path_days.total']}: {'consistent' if self.aggregates_ok else 'MISMATCH'}",
+            f"batches retried after a lost reply {api.retries}, answered from their"
+            f" Idempotency-Key (stored before the reply was lost) {api.replayed}",
+            f"bot pageviews acknowledged {len(self.acked_bots)}, logged"
+            f" {sum(self.stored_bots.values())}",
+            f"stored twice {self.duplicated}; stored but never sent {self.unknown};"
+            f" left pending {self.pending_left}",
+            f"replies saying the database is locked {self.locked}; server tracebacks"
+            f" {self.tracebacks}",
+            f"result: {'OK' if self.ok else 'FAILED'}",
+        ]
+        if self.samples:
+            lines += ["", "first unexpected replies:", *self.samples[:5]]
+        return "\n".join(lines)
+
+    @staticmethod
+    def _row(kind: str, t: Tally, stored: Any, lost: Any) -> str:
+        hits = (t.hits_sent, t.hits_acked) if t.hits_sent else ("-", "-")
+        return (f"{kind:20} {t.requests:>8} {t.ok:>6} {t.client_errors:>5} {t.server_errors:>5}"
+                f" {t.connection_errors:>8} {t.retries:>7} {hits[0]:>9} {hits[1]:>6}"
+                f" {stored:>6} {lost:>5}")
+
+
+# The server -----------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def setup(instance: str) -> str:
+    """A site and an all-permission token in a fresh database; returns the token."""
+    from goatcounter import auth, create_app, db, sites, users
+
+    app = create_app({"INSTANCE": instance})
+    with app.app_context():
+        def run(conn: sqlite3.Connection) -> str:
+            site = sites.create(conn, cname=HOST)
+            user = users.create(conn, site_id=site["id"], email="soak@example.com")
+            return auth.create_token(conn, user=user, name="soak",
+                                     permissions=auth.PERM_ALL)[0]
+        return db.write(run)
+
+
+@contextlib.contextmanager
+def server(instance: str, workers: int) -> Iterator[tuple[subprocess.Popen, int]]:
+    """gunicorn with gunicorn.conf.py on a free loopback port; yields (master, port)."""
+    port = free_port()
+    env = dict(os.environ, GOATCOUNTER_INSTANCE=instance, GOATCOUNTER_RATELIMIT=LIMITS,
+               PYTHONUNBUFFERED="1")
+    log = open(Path(instance) / "gunicorn.log", "wb")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--bind",
+         f"127.0.0.1:{port}", "--workers", str(workers), "--access-logfile", "/dev/null",
+         "wsgi:app"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while len(children(proc.pid)) < workers or not _answers(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not start:\n" +
+                                   (Path(instance) / "gunicorn.log").read_text())
+            time.sleep(0.1)
+        yield proc, port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _answers(port: int) -> bool:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/count.js")
+        conn.getresponse().read()
+        conn.close()
+        return True
+    except CONNECTION_ERRORS:
+        return False
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (gunicorn's workers)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # The command name is in parentheses and may hold spaces; the parent follows it.
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid:
+            out.append(int(entry))
+    return out
+
+
+def victim(master: int, instance: str, rng: random.Random) -> tuple[int | None, bool]:
+    """The worker to kill, and whether it is writing: preferably one caught inside a write
+    transaction (holding the write lock file), the worst moment to die; else any."""
+    workers = children(master)
+    lock = Path(instance) / "goatcounter.sqlite3-writelock"
+    deadline = time.monotonic() + 1.0
+    while workers and time.monotonic() < deadline:
+        holder = lock_holder(lock)
+        if holder in workers:
+            return holder, True
+        time.sleep(0.001)
+    return (rng.choice(workers) if workers else None), False
+
+
+def lock_holder(path: Path) -> int | None:
+    """The process holding a flock on `path`, from /proc/locks (None if nobody)."""
+    try:
+        inode = path.stat().st_ino
+        text = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        fields = line.split()
+        # "1: FLOCK ADVISORY WRITE <pid> <major>:<minor>:<inode> 0 EOF"; waiters have "->".
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].endswith(f":{inode}"):
+            return int(fields[4])
+    return None
+
+
+# The clients ----------------------------------------------------------------------------
+
+class Driver:
+    """One client: a loop of requests until the deadline."""
+
+    def __init__(self, n: int, port: int, token: str, until: float, seed: int) -> None:
+        self.n, self.port, self.token, self.until = n, port, token, until
+        self.rng = random.Random(seed)
+        self.record = Client()
+        self.seq = 0
+
+    def run(self) -> None:
+        while time.monotonic() < self.until:
+            self.seq += 1
+            roll = self.rng.random()
+            if roll < 0.3:
+                self.batch()
+            elif roll < 0.9:
+                self.pixel()
+            else:
+                self.read()
+
+    def _send(self, method: str, url: str, body: bytes | None,
+              headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=90)
+        try:
+            conn.request(method, url, body=body, headers={"Host": HOST, **headers})
+            resp = conn.getresponse()
+            return resp.status, dict(resp.getheaders()), resp.read()
+        finally:
+            conn.close()
+
+    def _note(self, tally: Tally, status: int, body: bytes, what: str) -> None:
+        tally.requests += 1
+        if 200 <= status < 300:
+            tally.ok += 1
+        elif status >= 500:
+            tally.server_errors += 1
+        else:
+            tally.client_errors += 1
+        if b"locked" in body or b"busy" in body:
+            self.record.locked += 1
+        if status >= 300 and status != 304:
+            self.record.samples.append(f"{what}: {status} {body[:200]!r}")
+
+    def batch(self) -> None:
+        tally = self.record.tallies["POST /api/v0/count"]
+        paths = [f"/api/{self.n}/{self.seq}/{i}" for i in range(self.rng.randint(1, 20))]
+        hits = [{"path": p, "title": f"Soak {p}", "user_agent": self.rng.choice(UAS),
+                 "ip": f"192.0.2.{self.rng.randint(1, 254)}", "size": "1920,1080,1",
+                 "ref": self.rng.choice(["", "https://example.org/from"])} for p in paths]
+        body = json.dumps({"hits": hits}).encode()
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json",
+                   "Idempotency-Key": f"soak-{self.n}-{self.seq}"}
+        self.record.sent.update(paths)
+        tally.hits_sent += len(paths)
+        # A backend retries a batch whose reply never came, with the same key: the
+        # server must count it once whether or not the first try was stored.
+        for attempt in range(4):
+            if attempt:
+                tally.retries += 1
+                time.sleep(0.05)
+            try:
+                status, reply_headers, reply = self._send("POST", "/api/v0/count", body, headers)
+            except CONNECTION_ERRORS:
+                tally.connection_errors += 1
+                continue
+            self._note(tally, status, reply, "POST /api/v0/count")
+            if reply_headers.get("Idempotent-Replayed") == "true":
+                tally.replayed += 1
+            if 200 <= status < 300:
+                tally.hits_acked += len(paths)
+                self.record.acked.update(paths)
+            return
+
+    def pixel(self) -> None:
+        tally = self.record.tallies["/count pixels"]
+        path = f"/px/{self.n}/{self.seq}"
+        bot = self.rng.random() < 0.1
+        ua = BOT_UA if bot else self.rng.choice(UAS)
+        url = (f"/count?p={quote(path)}&t={quote('Pixel ' + path)}&r="
+               f"{quote(self.rng.choice(['', 'https://news.example.net/item']))}"
+               f"&s=1280&b=0&rnd={self.rng.randrange(10**6)}")
+        # count.js sends a beacon (POST, parameters in the query) or loads an image.
+        method = "POST" if self.rng.random() < 0.3 else "GET"
+        self.record.sent.add(path)
+        tally.hits_sent += 1
+        try:
+            status, _, reply = self._send(method, url, b"" if method == "POST" else None,
+                                          {"User-Agent": ua})
+        except CONNECTION_ERRORS:
+            tally.requests += 1
+            tally.connection_errors += 1
+            return
+        self._note(tally, status, reply, f"{method} /count")
+        if status == 200:
+            tally.hits_acked += 1
+            (self.record.acked_bots if bot else self.record.acked).add(path)
+
+    def read(self) -> None:
+        tally = self.record.tallies["stats reads"]
+        url = self.rng.choice(READS)
+        try:
+            status, _, reply = self._send("GET", url, None,
+                                          {"Authorization": f"Bearer {self.token}"})
+        except CONNECTION_ERRORS:
+            tally.requests += 1
+            tally.connection_errors += 1
+            return
+        self._note(tally, status, reply, f"GET {url}")
+
+
+# The run --------------------------------------------------------------------------------
+
+def check(instance: str) -> tuple[dict[str, int], dict[str, int], dict[str, int], int]:
+    """Count what is still pending, then read what the database holds."""
+    from goatcounter import create_app, pending
+
+    app = create_app({"INSTANCE": instance})
+    with app.app_context():
+        pending.drain()
+    conn = sqlite3.connect(app.config["DB_PATH"])
+    try:
+        stored = dict(conn.execute("SELECT p.path, count(*) FROM hits h"
+                                   " JOIN paths p ON p.id = h.path_id GROUP BY p.path"))
+        bots = dict(conn.execute("SELECT path, count(*) FROM bots GROUP BY path"))
+        one = {
+            "hits": "SELECT count(*) FROM hits",
+            "first_visits": "SELECT count(*) FROM hits WHERE first_visit",
+            "hit_counts.pageviews": "SELECT coalesce(sum(pageviews), 0) FROM hit_counts",
+            "hit_counts.total": "SELECT coalesce(sum(total), 0) FROM hit_counts",
+            "site_counts.pageviews": "SELECT coalesce(sum(pageviews), 0) FROM site_counts",
+            "site_counts.total": "SELECT coalesce(sum(total), 0) FROM site_counts",
+            "path_days.total": "SELECT coalesce(sum(total), 0) FROM path_days",
+        }
+        aggregates = {name: conn.execute(sql).fetchone()[0] for name, sql in one.items()}
+        left = conn.execute("SELECT count(*) FROM pending_hits").fetchone()[0]
+    finally:
+        conn.close()
+    return stored, bots, aggregates, left
+
+
+def run(seconds: float = 60, clients: int = 8, workers: int = 4,
+        instance: str | None = None, seed: int = 1) -> Result:
+    """The soak test; `instance` is a fresh folder (a temporary one when None)."""
+    with contextlib.ExitStack() as stack:
+        if instance is None:
+            instance = stack.enter_context(tempfile.TemporaryDirectory(prefix="gc-soak-"))
+        token = setup(instance)
+        killed: int | None = None
+        writing = False
+        with server(instance, workers) as (master, port):
+            start = time.monotonic()
+            until = start + seconds
+            drivers = [Driver(n, port, token, until, seed * 1000 + n) for n in range(clients)]
+            threads = [threading.Thread(target=d.run, name=f"soak-{d.n}") for d in drivers]
+            for t in threads:
+                t.start()
+            time.sleep(seconds / 2)
+            killed, writing = victim(master.pid, instance, random.Random(seed))
+            if killed is not None:
+                os.kill(killed, signal.SIGKILL)
+            killed_at = time.monotonic() - start
+            for t in threads:
+                t.join()
+            elapsed = time.monotonic() - start
+        log = (Path(instance) / "gunicorn.log").read_text(errors="replace")
+        stored, bots, aggregates, left = check(instance)
+
+    tallies = {kind: Tally() for kind in KINDS}
+    record = Client()
+    for d in drivers:
+        for kind, t in d.record.tallies.items():
+            tallies[kind].add(t)
+        record.acked |= d.record.acked
+        record.acked_bots |= d.record.acked_bots
+        record.sent |= d.record.sent
+        record.locked += d.record.locked
+        record.samples += d.record.samples
+    return Result(seconds=elapsed, workers=workers, clients=clients, killed=killed,
+                  killed_at=killed_at, killed_writing=writing, tallies=tallies,
+                  stored=stored, stored_bots=bots, acked=record.acked,
+                  acked_bots=record.acked_bots, sent=record.sent,
+                  locked=record.locked, samples=record.samples, aggregates=aggregates,
+                  pending_left=left, tracebacks=log.count("Traceback"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    result = run(args.seconds, args.clients, args.workers, seed=args.seed)
+    print(result.table())
+    sys.exit(0 if result.ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""The soak test, shorter: bench/soak.py with a worker killed halfway through."""
+from __future__ import annotations
+
+import pytest
+
+from bench import soak
+
+
+@pytest.mark.slow
+def test_nothing_lost_when_a_worker_dies_under_load(tmp_path):
+    result = soak.run(seconds=12, clients=8, workers=4, instance=str(tmp_path))
+    print(result.table())
+    assert result.killed is not None
+    for kind, tally in result.tallies.items():
+        assert tally.ok > 20, (kind, result.table())
+    assert result.lost == 0, result.table()
+    assert result.duplicated == 0 and result.unknown == 0, result.table()
+    assert result.server_errors == 0, result.table()
+    assert result.locked == 0, result.table()
+    assert result.aggregates_ok and result.pending_left == 0, result.table()
+    assert result.tracebacks == 0, result.table()
+    assert result.ok
