@@ -11,7 +11,7 @@ import sqlite3
 import traceback
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from . import db, encoding
@@ -62,8 +62,9 @@ class NotFound(APIError):
 class MethodNotAllowed(APIError):
     status = 405
 
-    def __init__(self, message: str = "method not allowed") -> None:
-        super().__init__(message)
+    def __init__(self, message: str = "method not allowed",
+                 allow: list[str] | None = None) -> None:
+        super().__init__(message, headers={"Allow": ", ".join(allow)} if allow else None)
 
 
 class Gone(APIError):
@@ -151,9 +152,10 @@ def _http_error(exc: HTTPException) -> Response:
         return exc.get_response()
     message = _HTTP_MESSAGES.get(status) or (exc.description or exc.name).rstrip(".")
     if status == 413:
-        from flask import current_app
         message = f"request body is larger than {current_app.config['MAX_BODY']} bytes"
-    return json_response({"error": message}, status)
+    # Keep what the exception says in headers (a 405's Allow), but not its HTML type.
+    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+    return json_response({"error": message}, status, headers)
 
 
 def init_app(app: Flask) -> None:

@@ -147,6 +147,8 @@ def test_unknown_route_is_json_404(api):
 def test_wrong_method_is_json_405(api, method, path):
     resp = api.request(method, path)
     assert resp.status_code == 405
+    # HTTP wants the methods that would work.
+    assert "GET" in resp.headers["Allow"] or "POST" in resp.headers["Allow"]
     if method != "HEAD":
         assert_error(resp, 405, "method not allowed")
 

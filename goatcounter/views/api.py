@@ -78,7 +78,10 @@ def preflight() -> Response | None:
         return Response(b"", 200, headers={"Allow": CORS_METHODS})
     if is_api() and request.method == "HEAD":
         # Upstream has no HEAD routes on the API.
-        raise MethodNotAllowed()
+        rule = request.url_rule
+        allow = sorted(m for m in rule.methods or () if m not in ("HEAD", "OPTIONS")) \
+            if rule is not None else None
+        raise MethodNotAllowed(allow=allow)
     return None
 
 
