@@ -121,10 +121,11 @@ def _token_from_header(header: str) -> str:
 
 
 def current_site() -> dict[str, Any]:
-    """The site of the current request, from the Host header (cached on `g`)."""
+    """The site of the current request, from the Host header (kept on `g`). Read fresh:
+    API replies show the site's own fields (received_data, first_hit_at), which must not
+    lag behind; only the pixel endpoint uses the per-process cache."""
     if "site" not in g:
-        cache = current_app.extensions.setdefault("goatcounter_hosts", sites.HostCache())
-        g.site = cache.get(db.get_db(), request.host)
+        g.site = sites.by_host(db.get_db(), request.host)
     return g.site
 
 

@@ -287,3 +287,12 @@ def test_overlong_idempotency_key(app, golden):
                        headers={"Idempotency-Key": "k" * 300})
     assert_error(resp, 400)
     assert stored(app) == []
+
+
+def test_site_shows_received_data_right_after_counting(app, golden):
+    golden.get("/api/v0/sites")
+    golden.post("/api/v0/count", {"no_sessions": True, "hits": [
+        {"path": "/a", "created_at": "2026-11-20T08:00:00Z"}]})
+    site = golden.get("/api/v0/sites").get_json()["sites"][0]
+    assert site["received_data"] is True
+    assert site["first_hit_at"] == "2026-11-19T20:00:00Z"
