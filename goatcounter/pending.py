@@ -93,6 +93,7 @@ class Drainer:
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self.pid = 0
+        self.stopping = threading.Event()
 
     def soon(self) -> None:
         """Called after a /count reply has gone out."""
@@ -122,10 +123,15 @@ class Drainer:
                                        daemon=True)
         self.thread.start()
 
+    def stop(self) -> None:
+        """End the background thread (for tests; workers just exit)."""
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
     def _idle_loop(self) -> None:
         schedule = maintenance.Schedule()
-        while True:
-            time.sleep(IDLE_CHECK)
+        while not self.stopping.wait(IDLE_CHECK):
             if time.monotonic() - self.last >= IDLE_CHECK:
                 self.run()
             try:

@@ -1,0 +1,101 @@
+"""Pageviews of /count: stored before the reply, counted in batches afterwards."""
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import pytest
+
+from goatcounter import create_app, pending, store
+from goatcounter.pipeline.process import Incoming, process
+from tests.conftest import Client, make_site
+
+UA = "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0"
+
+
+def counts(app) -> tuple[int, int]:
+    conn = sqlite3.connect(app.config["DB_PATH"])
+    return (conn.execute("SELECT count(*) FROM pending_hits").fetchone()[0],
+            conn.execute("SELECT count(*) FROM hits").fetchone()[0])
+
+
+def pixel(app, site, path: str = "/x"):
+    return app.test_client().get(f"/count?p={path}", headers={"Host": site["cname"],
+                                                              "User-Agent": UA},
+                                 environ_base={"REMOTE_ADDR": "8.8.8.8"})
+
+
+@pytest.fixture
+def quiet(app):
+    """No counting right after the reply: as a worker that counted a moment ago."""
+    app.extensions["goatcounter_pending"].last = time.monotonic() + 3600
+    return app
+
+
+def test_a_reply_means_the_pageview_is_stored(quiet, app_config):
+    site, _ = make_site(quiet)
+    assert pixel(quiet, site).status_code == 200
+    assert counts(quiet) == (1, 0)
+    # A new process (a restart after a crash, say) counts what was left.
+    again = create_app(app_config)
+    with again.app_context():
+        assert pending.drain() == 1
+    assert counts(quiet) == (0, 1)
+
+
+def test_counted_right_after_the_reply(app):
+    site, _ = make_site(app)
+    pixel(app, site)
+    assert counts(app) == (0, 1)
+
+
+def test_stats_reads_see_every_pageview(quiet):
+    site, token = make_site(quiet)
+    for path in ("/a", "/b", "/a"):
+        pixel(quiet, site, path)
+    assert counts(quiet)[0] == 3
+    resp = quiet.test_client().get("/api/v0/stats/total", headers={
+        "Host": site["cname"], "Authorization": f"Bearer {token}"})
+    assert resp.get_json()["total"] == 2
+    assert counts(quiet) == (0, 3)
+
+
+def test_idle_workers_count_in_the_background(app_config, monkeypatch):
+    monkeypatch.setattr(pending, "IDLE_CHECK", 0.05)
+    app_config["COUNT_IN_BACKGROUND"] = True
+    app = create_app(app_config)
+    app.test_client_class = Client
+    site, _ = make_site(app)
+    app.extensions["goatcounter_pending"].last = time.monotonic() + 0.2
+    pixel(app, site)
+    assert counts(app) == (1, 0)
+    deadline = time.monotonic() + 5
+    while counts(app) != (0, 1) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    app.extensions["goatcounter_pending"].stop()
+    assert counts(app) == (0, 1)
+
+
+def test_a_failed_batch_stays_pending(quiet, monkeypatch):
+    site, _ = make_site(quiet)
+    pixel(quiet, site)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(store, "save_in", broken)
+    quiet.extensions["goatcounter_pending"].run()
+    assert counts(quiet) == (1, 0)
+    monkeypatch.undo()
+    quiet.extensions["goatcounter_pending"].run()
+    assert counts(quiet) == (0, 1)
+
+
+def test_queue_keeps_every_field(app):
+    site, _ = make_site(app)
+    hit = process(Incoming(path="/p?utm_source=x", title="T ☕", ref="https://www.google.com/",
+                           query="utm_campaign=c", width=1280, user_agent=UA, ip="8.8.8.8",
+                           created_at=1_700_000_000.4),
+                  site["settings"], 1_700_000_100.0, "key")
+    assert not isinstance(hit, str)
+    assert pending.decode(pending.encode(hit)) == hit
