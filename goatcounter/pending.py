@@ -18,7 +18,9 @@ import time
 from collections import defaultdict
 from typing import Any
 
+import click
 from flask import Flask, current_app, request
+from flask.cli import with_appcontext
 
 from . import db, maintenance, sites, store
 from .pipeline.process import Hit
@@ -56,9 +58,9 @@ def add(site_id: int, hit: Hit, conn: sqlite3.Connection) -> None:
                                  {"s": site_id, "h": encode(hit)}), conn)
 
 
-def _batch(conn: sqlite3.Connection) -> int:
+def _batch(conn: sqlite3.Connection, limit: int = BATCH) -> int:
     rows = conn.execute("SELECT id, site_id, hit FROM pending_hits ORDER BY id LIMIT :n",
-                        {"n": BATCH}).fetchall()
+                        {"n": limit}).fetchall()
     if not rows:
         return 0
     by_site: dict[int, list[Hit]] = defaultdict(list)
@@ -72,15 +74,47 @@ def _batch(conn: sqlite3.Connection) -> int:
     return len(rows)
 
 
+def _set_aside(conn: sqlite3.Connection, error: BaseException) -> None:
+    """Move the oldest pending row to failed_hits, with the reason it failed."""
+    def run(c: sqlite3.Connection) -> None:
+        row = c.execute("SELECT id, site_id, hit FROM pending_hits ORDER BY id LIMIT 1"
+                        ).fetchone()
+        if row is None:
+            return
+        c.execute("INSERT INTO failed_hits (site_id, hit, error, failed_at)"
+                  " VALUES (:s, :h, :e, :at)",
+                  {"s": row["site_id"], "h": row["hit"], "e": f"{type(error).__name__}: "
+                   f"{error}", "at": int(time.time())})
+        c.execute("DELETE FROM pending_hits WHERE id = :id", {"id": row["id"]})
+    db.write(run, conn)
+
+
+def _one_by_one(conn: sqlite3.Connection, count: int) -> int:
+    """After a batch failed: count its rows one at a time, and set aside the ones that
+    fail alone, so that one bad pageview can't hold up all that came after it."""
+    done = 0
+    for _ in range(count):
+        try:
+            done += store.write(lambda c: _batch(c, 1), conn)
+        except Exception as exc:  # whatever it is, it must not stop the queue
+            if db.is_busy(exc):
+                raise
+            log.exception("pending pageview set aside")
+            _set_aside(conn, exc)
+    return done
+
+
 def drain(conn: sqlite3.Connection | None = None) -> int:
-    """Count every pending pageview; returns how many there were."""
+    """Count every pending pageview; returns how many were counted."""
     conn = conn or db.get_db()
     total = 0
     while conn.execute("SELECT 1 FROM pending_hits LIMIT 1").fetchone():
-        done = store.write(_batch, conn)
-        total += done
-        if not done:
-            break
+        try:
+            total += store.write(_batch, conn)
+        except Exception as exc:
+            if db.is_busy(exc):
+                raise
+            total += _one_by_one(conn, BATCH)
     return total
 
 
@@ -143,6 +177,26 @@ class Drainer:
 def drainer() -> Drainer:
     """The drainer of the current app."""
     return current_app.extensions["goatcounter_pending"]
+
+
+def retry_failed(conn: sqlite3.Connection) -> int:
+    """Queue the pageviews that were set aside again (after the cause was fixed) and
+    count them; returns how many were counted."""
+    def run(c: sqlite3.Connection) -> None:
+        c.execute("INSERT INTO pending_hits (site_id, hit) SELECT site_id, hit FROM failed_hits"
+                  " ORDER BY id")
+        c.execute("DELETE FROM failed_hits")
+    db.write(run, conn)
+    return drain(conn)
+
+
+@db.db_cli.command("retry-failed")
+@with_appcontext
+def retry_failed_command() -> None:
+    """Count again the pageviews that could not be counted (kept in failed_hits)."""
+    done = retry_failed(db.get_db())
+    left = db.get_db().execute("SELECT count(*) FROM failed_hits").fetchone()[0]
+    click.echo(f"{done} pageview(s) counted; {left} still failing")
 
 
 # Reads that must see every accepted pageview.

@@ -75,7 +75,7 @@ def expected_rows(site: dict[str, Any], hit: Incoming) -> tuple[int, int] | None
     return 1, 0
 
 
-FUZZ = settings(max_examples=150, deadline=None,
+FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow, HealthCheck.data_too_large])
 

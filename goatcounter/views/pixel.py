@@ -63,9 +63,13 @@ def _bool(value: str, name: str) -> bool:
 
 def _int(value: str, name: str) -> int:
     try:
-        return int(value.strip() or "0")
+        num = int(value.strip() or "0")
     except ValueError as exc:
         raise _Decode(f"{name}: not a number: {value!r}") from exc
+    # Go's int is 64 bits: anything larger is a decoding error upstream too.
+    if not -(2**63) <= num < 2**63:
+        raise _Decode(f"{name}: value out of range: {value!r}")
+    return num
 
 
 def parse_args(query: bytes) -> dict[str, str]:
