@@ -1,12 +1,14 @@
-"""Shared pieces of the benchmarks: a throw-away instance, gunicorn on a loopback port,
-and a load driver that runs in other processes."""
+"""Shared pieces of the benchmarks: a throw-away instance with a site and token,
+gunicorn on a loopback port, and a load driver that runs in other processes."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing as mp
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -15,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 
 def free_port() -> int:
@@ -31,39 +34,90 @@ def instance() -> Iterator[str]:
         yield tmp
 
 
+def setup_site(inst: str, cname: str = "127.0.0.1", email: str = "bench@example.com") -> str:
+    """A site and an all-permission token in the instance's database; returns the token."""
+    from goatcounter import auth, create_app, db, sites, users
+
+    app = create_app({"INSTANCE": inst})
+    with app.app_context():
+        def run(conn: sqlite3.Connection) -> str:
+            site = sites.create(conn, cname=cname)
+            user = users.create(conn, site_id=site["id"], email=email)
+            return auth.create_token(conn, user=user, name="bench",
+                                     permissions=auth.PERM_ALL)[0]
+        return db.write(run)
+
+
+@dataclasses.dataclass
+class Server:
+    """A running gunicorn: its master process and address."""
+
+    proc: subprocess.Popen
+    addr: tuple[str, int]
+
+
+def workers_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (gunicorn's workers)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # The command name is in parentheses and may hold spaces; the parent follows it.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            out.append(int(entry))
+    return out
+
+
 @contextlib.contextmanager
-def gunicorn(app: str, env: dict[str, str], workers: int = 2) -> Iterator[tuple[str, int]]:
-    """Run `gunicorn app` with sync workers on 127.0.0.1; yields (host, port)."""
-    port = free_port()
-    full = dict(os.environ)
-    full.update(env)
-    # An empty config file: the repository's gunicorn.conf.py (access log and all) would
-    # otherwise be read from the working directory, and the benchmarks compare apps, not
-    # logging settings.
-    config = os.path.join(tempfile.gettempdir(), "gc-bench-gunicorn.conf.py")
-    Path(config).write_text("")
+def gunicorn(app: str, env: dict[str, str], workers: int = 2, config: str | None = None,
+             log: str | None = None, access_log: str | None = None,
+             port: int | None = None) -> Iterator[Server]:
+    """Run `gunicorn app` with sync workers on 127.0.0.1 until every worker is up.
+
+    Without `config`, an empty config file: the repository's gunicorn.conf.py (access
+    log and all) would otherwise be read from the working directory, and the
+    benchmarks compare apps, not logging settings."""
+    port = port or free_port()
+    if config is None:
+        config = os.path.join(tempfile.gettempdir(), "gc-bench-gunicorn.conf.py")
+        Path(config).write_text("")
+    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", config, "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--backlog", "2048", "--log-level", "warning", app],
-        cwd=ROOT, env=full, stdout=subprocess.DEVNULL, stderr=sys.stderr)
+         "--workers", str(workers), "--backlog", "2048", "--log-level", "warning",
+         *(["--access-logfile", access_log] if access_log else []), app],
+        cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **env}, stdout=out,
+        stderr=out if log else sys.stderr)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("gunicorn did not start") from None
-                time.sleep(0.1)
-        time.sleep(0.5)
-        yield "127.0.0.1", port
+        deadline = time.monotonic() + 60
+        while len(workers_of(proc.pid)) < workers or not _answers(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not start" + (
+                    ":\n" + Path(log).read_text(errors="replace") if log else ""))
+            time.sleep(0.1)
+        yield Server(proc, ("127.0.0.1", port))
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+        if log:
+            out.close()  # type: ignore[union-attr]
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(http_request("GET", "/count.js", "127.0.0.1"))
+            return _status(sock) != 0
+    except OSError:
+        return False
 
 
 def _status(sock: socket.socket) -> int:

@@ -19,7 +19,7 @@ import sqlite3
 import time
 from urllib.parse import quote
 
-from common import gunicorn, http_request, instance, load
+from common import gunicorn, http_request, instance, load, setup_site
 
 BATCH = 100
 UAS = [
@@ -53,21 +53,6 @@ def make_hits(rng: random.Random, n: int, visitors: int = 20000,
             "query": "utm_campaign=spring&utm_source=mail" if rng.random() < 0.02 else "",
         })
     return hits
-
-
-def setup(inst: str) -> str:
-    """A site on 127.0.0.1 and a token for it, in a fresh database."""
-    os.environ["GOATCOUNTER_INSTANCE"] = inst
-    from goatcounter import auth, create_app, db, sites, users
-
-    app = create_app({"INSTANCE": inst})
-    with app.app_context():
-        def run(conn):
-            site = sites.create(conn, cname="127.0.0.1")
-            user = users.create(conn, site_id=site["id"], email="bench@example.com")
-            return auth.create_token(conn, user=user, name="bench",
-                                     permissions=auth.PERM_ALL)[0]
-        return db.write(run)
 
 
 def baseline_insert(rows: list[tuple], path: str) -> float:
@@ -121,8 +106,8 @@ def bench_batches(inst: str, token: str, rng: random.Random, seconds: float,
                              {"Content-Type": "application/json",
                               "Authorization": f"Bearer {token}"}) for batch in hits]
     before = count_after_drain(inst)
-    with gunicorn("wsgi:app", env) as addr:
-        ok, bad, elapsed, codes = load(addr, requests, seconds, clients)
+    with gunicorn("wsgi:app", env) as server:
+        ok, bad, elapsed, codes = load(server.addr, requests, seconds, clients)
     accepted = ok * BATCH
     rate = accepted / elapsed
     stored, pageviews, site_pv = check_storage(os.path.join(inst, "goatcounter.sqlite3"),
@@ -154,8 +139,8 @@ def bench_pixels(inst: str, rng: random.Random, seconds: float, clients: int) ->
     totals = {"wsgi:app": [0, 0, 0.0, {}], "bench.bare_app:app": [0, 0, 0.0, {}]}
     for _ in range(ROUNDS):
         for app_name, acc in totals.items():
-            with gunicorn(app_name, env) as addr:
-                ok, bad, elapsed, codes = load(addr, pixels, seconds / ROUNDS, clients)
+            with gunicorn(app_name, env) as server:
+                ok, bad, elapsed, codes = load(server.addr, pixels, seconds / ROUNDS, clients)
             acc[0] += ok
             acc[1] += bad
             acc[2] += elapsed
@@ -180,7 +165,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(42)
     with instance() as inst:
-        token = setup(inst)
+        token = setup_site(inst)
         if args.only in (None, "a"):
             bench_batches(inst, token, rng, args.seconds, args.clients)
         if args.only in (None, "b"):

@@ -30,17 +30,18 @@ import random
 import signal
 import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-ROOT = Path(__file__).resolve().parent.parent
+if __package__ in (None, ""):
+    # Run as a script (python bench/soak.py): make `bench` importable.
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import ROOT, gunicorn, setup_site, workers_of
 
 UAS = [
     "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0",
@@ -197,87 +198,10 @@ class Result:
 
 # The server -----------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def setup(instance: str) -> str:
-    """A site and an all-permission token in a fresh database; returns the token."""
-    from goatcounter import auth, create_app, db, sites, users
-
-    app = create_app({"INSTANCE": instance})
-    with app.app_context():
-        def run(conn: sqlite3.Connection) -> str:
-            site = sites.create(conn, cname=HOST)
-            user = users.create(conn, site_id=site["id"], email="soak@example.com")
-            return auth.create_token(conn, user=user, name="soak",
-                                     permissions=auth.PERM_ALL)[0]
-        return db.write(run)
-
-
-@contextlib.contextmanager
-def server(instance: str, workers: int) -> Iterator[tuple[subprocess.Popen, int]]:
-    """gunicorn with gunicorn.conf.py on a free loopback port; yields (master, port)."""
-    port = free_port()
-    env = dict(os.environ, GOATCOUNTER_INSTANCE=instance, GOATCOUNTER_RATELIMIT=LIMITS,
-               PYTHONUNBUFFERED="1")
-    log = open(Path(instance) / "gunicorn.log", "wb")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--bind",
-         f"127.0.0.1:{port}", "--workers", str(workers), "--access-logfile", "/dev/null",
-         "wsgi:app"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while len(children(proc.pid)) < workers or not _answers(port):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not start:\n" +
-                                   (Path(instance) / "gunicorn.log").read_text())
-            time.sleep(0.1)
-        yield proc, port
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def _answers(port: int) -> bool:
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        conn.request("GET", "/count.js")
-        conn.getresponse().read()
-        conn.close()
-        return True
-    except CONNECTION_ERRORS:
-        return False
-
-
-def children(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (gunicorn's workers)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        # The command name is in parentheses and may hold spaces; the parent follows it.
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid:
-            out.append(int(entry))
-    return out
-
-
 def victim(master: int, instance: str, rng: random.Random) -> tuple[int | None, bool]:
     """The worker to kill, and whether it is writing: preferably one caught inside a write
     transaction (holding the write lock file), the worst moment to die; else any."""
-    workers = children(master)
+    workers = workers_of(master)
     lock = Path(instance) / "goatcounter.sqlite3-writelock"
     deadline = time.monotonic() + 1.0
     while workers and time.monotonic() < deadline:
@@ -451,10 +375,14 @@ def run(seconds: float = 60, clients: int = 8, workers: int = 4,
     with contextlib.ExitStack() as stack:
         if instance is None:
             instance = stack.enter_context(tempfile.TemporaryDirectory(prefix="gc-soak-"))
-        token = setup(instance)
+        token = setup_site(instance, cname=HOST, email="soak@example.com")
         killed: int | None = None
         writing = False
-        with server(instance, workers) as (master, port):
+        env = {"GOATCOUNTER_INSTANCE": instance, "GOATCOUNTER_RATELIMIT": LIMITS}
+        log = str(Path(instance) / "gunicorn.log")
+        with gunicorn("wsgi:app", env, workers, config=str(ROOT / "gunicorn.conf.py"),
+                      log=log, access_log="/dev/null") as server:
+            master, port = server.proc, server.addr[1]
             start = time.monotonic()
             until = start + seconds
             drivers = [Driver(n, port, token, until, seed * 1000 + n) for n in range(clients)]
@@ -469,7 +397,7 @@ def run(seconds: float = 60, clients: int = 8, workers: int = 4,
             for t in threads:
                 t.join()
             elapsed = time.monotonic() - start
-        log = (Path(instance) / "gunicorn.log").read_text(errors="replace")
+        text = Path(log).read_text(errors="replace")
         stored, bots, aggregates, left = check(instance)
 
     tallies = {kind: Tally() for kind in KINDS}
@@ -487,7 +415,7 @@ def run(seconds: float = 60, clients: int = 8, workers: int = 4,
                   stored=stored, stored_bots=bots, acked=record.acked,
                   acked_bots=record.acked_bots, sent=record.sent,
                   locked=record.locked, samples=record.samples, aggregates=aggregates,
-                  pending_left=left, tracebacks=log.count("Traceback"))
+                  pending_left=left, tracebacks=text.count("Traceback"))
 
 
 def main() -> None:

@@ -1,61 +1,27 @@
-"""Start a real gunicorn on a loopback port for tests that need several workers."""
+"""A real gunicorn on a loopback port, for tests that need several workers (the same
+launcher the benchmarks use)."""
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common import ROOT, free_port
+from bench.common import gunicorn as _gunicorn
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["ROOT", "free_port", "gunicorn"]
 
 
 @contextlib.contextmanager
 def gunicorn(instance: str, workers: int = 3, env: dict[str, str] | None = None,
-             extra_args: list[str] | None = None) -> Iterator[str]:
-    """Run `gunicorn wsgi:app` with `workers` workers; yields the base URL."""
+             config: Path | str = ROOT / "gunicorn.conf.py",
+             access_log: str | None = None) -> Iterator[str]:
+    """Run `gunicorn wsgi:app` with the repository's gunicorn.conf.py (unless told
+    otherwise) for `instance`; yields the base URL. The log is in the instance folder
+    as gunicorn-<port>.log."""
     port = free_port()
-    full_env = dict(os.environ)
-    full_env.update({"GOATCOUNTER_INSTANCE": instance, "PYTHONUNBUFFERED": "1"})
-    full_env.update(env or {})
-    log = open(Path(instance) / f"gunicorn-{port}.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers",
-         str(workers), "--graceful-timeout", "5", *(extra_args or []), "wsgi:app"],
-        cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError("gunicorn exited:\n" + Path(log.name).read_text())
-            try:
-                urllib.request.urlopen(base + "/api/v0/doesnt-exist", timeout=2)
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("gunicorn did not start:\n"
-                                       + Path(log.name).read_text()) from None
-                time.sleep(0.1)
-        yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    log = Path(instance) / f"gunicorn-{port}.log"
+    with _gunicorn("wsgi:app", {"GOATCOUNTER_INSTANCE": str(instance), **(env or {})},
+                   workers, config=str(config), log=str(log), access_log=access_log,
+                   port=port) as server:
+        yield f"http://{server.addr[0]}:{server.addr[1]}"

@@ -78,7 +78,7 @@ def test_gunicorn_starts_with_the_config(tmp_path):
     instance = str(tmp_path)
     app = create_app({"INSTANCE": instance})
     make_site(app)
-    with gunicorn(instance, workers=2, extra_args=["-c", str(GUNICORN_CONF)]) as base:
+    with gunicorn(instance, workers=2, config=GUNICORN_CONF) as base:
         status, body = get(base, "/count?p=/from-config&t=secret-title",
                            {"Host": "stats.example.com", "User-Agent": UA})
         assert status == 200
@@ -277,8 +277,7 @@ def test_nginx_in_front_of_gunicorn(tmp_path):
     app = create_app({"INSTANCE": str(instance)})
     make_site(app, settings={"ignore_ips": "8.8.8.8"})
     env = {"GOATCOUNTER_TRUSTED_PROXIES": "127.0.0.1"}
-    with gunicorn(str(instance), workers=2, env=env,
-                  extra_args=["-c", str(GUNICORN_CONF)]) as base:
+    with gunicorn(str(instance), workers=2, env=env, config=GUNICORN_CONF) as base:
         ports = {"app": int(base.rsplit(":", 1)[1]), "http": free_port(), "https": free_port()}
         main = nginx_setup(tmp_path, ports)
         with nginx_running(nginx, tmp_path, main, ports["https"]):

@@ -24,7 +24,7 @@ from goatcounter import clock, create_app, pending
 from goatcounter.pipeline.process import Incoming, process
 from goatcounter.views.pixel import GIF
 from tests.conftest import API, make_site
-from tests.servers import ROOT, gunicorn
+from tests.servers import gunicorn
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0"
 NO_LIMITS = "api:none,api-count:none,export:none,count:none"
@@ -189,9 +189,7 @@ def fuzz_server(tmp_path_factory) -> Iterator[dict[str, Any]]:
     assert api.post("/api/v0/count", {"hits": hits}).status_code == 202
     assert api.post("/api/v0/export", {}).status_code == 202
     env = {"GOATCOUNTER_RATELIMIT": NO_LIMITS}
-    with gunicorn(str(instance), workers=2, env=env,
-                  extra_args=["-c", str(ROOT / "gunicorn.conf.py"), "--access-logfile", "-"]
-                  ) as base:
+    with gunicorn(str(instance), workers=2, env=env, access_log="-") as base:
         yield {"base": base, "token": token, "host": site["cname"], "instance": instance}
 
 
