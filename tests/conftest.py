@@ -18,11 +18,20 @@ def _wall_clock() -> Iterator[None]:
     clock.reset()
 
 
+# A test module may set RATELIMIT (e.g. to NO_LIMITS) for all its apps.
+NO_LIMITS = "api:none,api-count:none,export:none,count:none"
+UA = "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0"
+
+
 @pytest.fixture
-def app_config(tmp_path) -> dict[str, Any]:
+def app_config(tmp_path, request) -> dict[str, Any]:
     """Settings of the test app; tests may change them before asking for `app`."""
-    return {"INSTANCE": str(tmp_path / "instance"), "TESTING": True,
-            "SECRET_KEY": "test-secret", "COUNT_IN_BACKGROUND": False}
+    config = {"INSTANCE": str(tmp_path / "instance"), "TESTING": True,
+              "SECRET_KEY": "test-secret", "COUNT_IN_BACKGROUND": False}
+    limits = getattr(request.module, "RATELIMIT", None)
+    if limits:
+        config["RATELIMIT"] = limits
+    return config
 
 
 class Client(FlaskClient):

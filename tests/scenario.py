@@ -10,13 +10,15 @@ from typing import Any
 
 from flask import Flask
 
-from goatcounter import clock
+from goatcounter import auth, clock, db, sites, users
 from tests.conftest import API, make_site
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # The machine clock when the fixtures were recorded.
 RECORDED_AT = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 SETTINGS = {"collect": 446, "ignore_ips": "203.0.113.7"}
+# The fixed token of the recorded scenario (a test value, not a secret).
+ORACLE_TOKEN = "oracle0token0k3z9qv7x2m5n8p1r4t6w0y3b5d7f9h2j4l6n8"
 
 
 def reply(name: str) -> dict[str, Any]:
@@ -35,6 +37,21 @@ def export_rows() -> list[dict[str, str]]:
     """The CSV GoatCounter exported for the scenario's hits."""
     with open(FIXTURES / "export.csv", newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
+
+
+def oracle_site(app: Flask, settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The site, user and token the fixtures were recorded with (fixtures README): a
+    superuser and a token named "oracle" with every permission, limited to the site."""
+    with app.app_context():
+        def run(conn):
+            site = sites.create(conn, cname="127.0.0.1",
+                                settings=settings if settings is not None else SETTINGS)
+            user = users.create(conn, site_id=site["id"], email="test@example.com",
+                                access="*")
+            auth.create_token(conn, user=user, name="oracle", permissions=126,
+                              site_ids=[site["id"]], token=ORACLE_TOKEN)
+            return site
+        return db.write(run)
 
 
 def setup(app: Flask) -> API:

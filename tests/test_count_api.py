@@ -10,11 +10,7 @@ from goatcounter import clock
 from tests import scenario
 from tests.conftest import API, assert_error, assert_errors, make_site
 
-
-@pytest.fixture
-def app_config(app_config):
-    app_config["RATELIMIT"] = "api:none,api-count:none"
-    return app_config
+RATELIMIT = "api:none,api-count:none"
 
 
 @pytest.fixture

@@ -16,15 +16,9 @@ from flask import Flask
 from goatcounter import clock, create_app, db, pending
 from goatcounter.errors import BUSY_MESSAGE
 from goatcounter.pipeline.process import Incoming, process
-from tests.conftest import API, assert_error, make_site
+from tests.conftest import API, UA, assert_error, make_site
 
-UA = "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0"
-
-
-@pytest.fixture
-def app_config(app_config):
-    app_config["RATELIMIT"] = "api:none,api-count:none"
-    return app_config
+RATELIMIT = "api:none,api-count:none"
 
 
 def batch(prefix: str, n: int) -> dict[str, Any]:

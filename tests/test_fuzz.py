@@ -23,19 +23,12 @@ from hypothesis import strategies as st
 from goatcounter import clock, create_app, pending
 from goatcounter.pipeline.process import Incoming, process
 from goatcounter.views.pixel import GIF
-from tests.conftest import API, make_site
+from tests.conftest import API, NO_LIMITS, UA, make_site
 from tests.servers import gunicorn
-
-UA = "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0"
-NO_LIMITS = "api:none,api-count:none,export:none,count:none"
-
 
 # The hit pipeline, with hypothesis -------------------------------------------------------
 
-@pytest.fixture
-def app_config(app_config):
-    app_config["RATELIMIT"] = NO_LIMITS
-    return app_config
+RATELIMIT = NO_LIMITS
 
 
 def long_text(size: int) -> st.SearchStrategy[str]:

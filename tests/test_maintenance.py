@@ -9,11 +9,7 @@ from goatcounter import clock, create_app, maintenance
 from tests import scenario
 from tests.conftest import API, make_site
 
-
-@pytest.fixture
-def app_config(app_config):
-    app_config["RATELIMIT"] = "api:none,api-count:none"
-    return app_config
+RATELIMIT = "api:none,api-count:none"
 
 
 @pytest.fixture

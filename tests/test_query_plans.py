@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 
-import pytest
-
 from goatcounter import pending
 from tests import scenario
 
@@ -16,10 +14,7 @@ GROWING = ("hits", "session_paths", "sessions", "pending_hits", "hit_counts", "r
            "campaign_stats")
 
 
-@pytest.fixture
-def app_config(app_config):
-    app_config["RATELIMIT"] = "api:none,api-count:none"
-    return app_config
+RATELIMIT = "api:none,api-count:none"
 
 
 def _plans(conn: sqlite3.Connection, statements: list[str]) -> list[tuple[str, str]]:

@@ -18,16 +18,9 @@ from flask.testing import FlaskClient
 
 from goatcounter import auth, create_app, db, pending, users
 from goatcounter.views.pixel import GIF
-from tests.conftest import API, assert_error, make_site
+from tests.conftest import API, NO_LIMITS, UA, assert_error, make_site
 
-UA = "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0"
-NO_LIMITS = "api:none,api-count:none,export:none,count:none"
-
-
-@pytest.fixture
-def app_config(app_config):
-    app_config["RATELIMIT"] = NO_LIMITS
-    return app_config
+RATELIMIT = NO_LIMITS
 
 
 def hits_body(*paths: str, ref: str = "") -> dict[str, Any]:

@@ -13,12 +13,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from goatcounter import auth, clock, db, defaults, sites, users
+from goatcounter import auth, clock, db, defaults, sites
+from tests import scenario
 from tests.conftest import API, assert_error, assert_errors, make_site
 
 FIXTURES = Path(__file__).parent / "fixtures"
-# The fixed test token of the recorded scenario (a test value, not a secret).
-ORACLE_TOKEN = "oracle0token0k3z9qv7x2m5n8p1r4t6w0y3b5d7f9h2j4l6n8"
 CREATED = dt.datetime(2026, 11, 26, 12, 18, 57, tzinfo=dt.UTC)
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 SERVE_CODE = re.compile(r"^serve-[0-9a-z]+$")
@@ -35,17 +34,9 @@ def whole_seconds(ts: str) -> str:
 
 
 def oracle_site(app: Flask) -> dict[str, Any]:
-    """The site, user and token the fixtures were recorded with (fixtures README)."""
+    """The recorded site as it was before reply 01 set ignore_ips."""
     clock.freeze(CREATED)
-    with app.app_context():
-        def run(conn):
-            site = sites.create(conn, cname="127.0.0.1", settings={"collect": 446})
-            user = users.create(conn, site_id=site["id"], email="test@example.com",
-                                access="*")
-            auth.create_token(conn, user=user, name="oracle", permissions=126,
-                              site_ids=[site["id"]], token=ORACLE_TOKEN)
-            return site
-        return db.write(run)
+    return scenario.oracle_site(app, {"collect": 446})
 
 
 def replay(client: FlaskClient, name: str):

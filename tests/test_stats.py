@@ -19,15 +19,15 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from goatcounter import aggregates, auth, clock, create_app, db, sites, users
+from goatcounter import aggregates, auth, clock, create_app, db, sites
 from goatcounter.pipeline.process import Hit
 from goatcounter.stats import ranges, render
 from goatcounter.stats.hitlist import month_parts
+from tests import scenario
 from tests.conftest import API, assert_error, assert_errors, make_site
+from tests.scenario import ORACLE_TOKEN
 
 FIXTURES = Path(__file__).parent / "fixtures"
-# The fixed test token of the recorded scenario (a test value, not a secret).
-ORACLE_TOKEN = "oracle0token0k3z9qv7x2m5n8p1r4t6w0y3b5d7f9h2j4l6n8"
 RECORDED = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 SETTINGS = {"collect": 446, "ignore_ips": "203.0.113.7"}
 R = "start=2026-11-19&end=2026-11-25"
@@ -41,20 +41,6 @@ def reply(name: str) -> dict[str, Any]:
 def new_app(tmp: Path) -> Flask:
     return create_app({"INSTANCE": str(tmp), "TESTING": True, "SECRET_KEY": "test",
                        "RATELIMIT": NO_LIMITS})
-
-
-def oracle_site(app: Flask) -> dict[str, Any]:
-    """The site, user and token the fixtures were recorded with, with reply 01's
-    ignore_ips already set."""
-    with app.app_context():
-        def run(conn):
-            site = sites.create(conn, cname="127.0.0.1", settings=SETTINGS)
-            user = users.create(conn, site_id=site["id"], email="test@example.com",
-                                access="*")
-            auth.create_token(conn, user=user, name="oracle", permissions=126,
-                              site_ids=[site["id"]], token=ORACLE_TOKEN)
-            return site
-        return db.write(run)
 
 
 def send(client: FlaskClient, req: dict[str, Any]):
@@ -76,7 +62,7 @@ def count_scenario(client: FlaskClient) -> None:
 def oracle_app(tmp_path_factory) -> Flask:
     """The recorded scenario's hits, counted at the recording's time (read-only)."""
     app = new_app(tmp_path_factory.mktemp("oracle"))
-    oracle_site(app)
+    scenario.oracle_site(app)
     clock.freeze(RECORDED)
     try:
         count_scenario(app.test_client())
@@ -312,7 +298,7 @@ def test_upstream_500s_are_400s(oracle, name, message):
 
 def test_paths_after_per_hit_errors(tmp_path):
     app = new_app(tmp_path)
-    oracle_site(app)
+    scenario.oracle_site(app)
     clock.freeze(RECORDED)
     client = app.test_client()
     count_scenario(client)
@@ -723,7 +709,7 @@ def test_total_is_the_first_visits_stored_in_the_range(oracle, oracle_app, start
 
 def test_answers_come_from_the_aggregates_not_the_hits(tmp_path):
     app = new_app(tmp_path)
-    oracle_site(app)
+    scenario.oracle_site(app)
     clock.freeze(RECORDED)
     client = app.test_client()
     count_scenario(client)
@@ -757,7 +743,7 @@ def test_queries_read_by_index(tmp_path, monkeypatch):
 
     monkeypatch.setattr(db, "connect", traced)
     app = new_app(tmp_path)
-    oracle_site(app)
+    scenario.oracle_site(app)
     clock.freeze(RECORDED)
     client = app.test_client()
     count_scenario(client)
