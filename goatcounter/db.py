@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -186,6 +187,40 @@ def read(conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]
         return
     with _transaction(conn, "DEFERRED"):
         yield conn
+
+
+# SQL that differs between databases --------------------------------------------------
+
+def in_list(column: str, param: str, negate: bool = False) -> str:
+    """`column IN (the values of list parameter :param)`, whatever their number: one
+    parameter (made with `list_param`) keeps the query text fixed. SQLite reads the list
+    as a JSON array."""
+    return f"{column} {'NOT ' if negate else ''}IN (SELECT value FROM json_each(:{param}))"
+
+
+def list_param(values: Iterable[Any]) -> str:
+    """The value of a list parameter used with `in_list`."""
+    return json.dumps(list(values))
+
+
+def join_text(expr: str) -> str:
+    """An aggregate that joins the values of `expr` with commas."""
+    return f"group_concat({expr})"
+
+
+def nocase(expr: str) -> str:
+    """`expr` compared ignoring ASCII case, as the schema's NOCASE columns are."""
+    return f"{expr} COLLATE NOCASE"
+
+
+def bytewise(expr: str) -> str:
+    """`expr` ordered by its bytes, whatever the column's collation."""
+    return f"{expr} COLLATE BINARY"
+
+
+def columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    """The column names of a table (`table` must be a fixed name, not request text)."""
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
 # Migrations ---------------------------------------------------------------------------

@@ -80,7 +80,7 @@ def _site_retention(conn: sqlite3.Connection) -> int:
 
 
 def _time_column(conn: sqlite3.Connection, table: str) -> str | None:
-    columns = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+    columns = db.columns(conn, table)
     return next((c for c in ("hour", "day", "month") if c in columns), None)
 
 

@@ -97,7 +97,7 @@ def by_host(conn: sqlite3.Connection, host: str) -> dict[str, Any]:
     # Host names are case-insensitive; NOCASE is also how the unique index compares.
     rows = conn.execute(
         f"SELECT {SITE_COLUMNS} FROM sites"
-        " WHERE state = 'a' AND cname COLLATE NOCASE IN (:host, :bare)",
+        " WHERE state = 'a' AND " + db.nocase("cname") + " IN (:host, :bare)",
         {"host": host, "bare": bare}).fetchall()
     if rows:
         return decode(rows[0])
@@ -259,7 +259,7 @@ def _cname_taken(conn: sqlite3.Connection, cname: str, site_id: int | None) -> b
     # Same comparison as the unique index (ASCII case folded), over every state, since
     # the index covers deleted sites too.
     return conn.execute(
-        "SELECT 1 FROM sites WHERE cname = :cname COLLATE NOCASE AND id IS NOT :id LIMIT 1",
+        f"SELECT 1 FROM sites WHERE cname = {db.nocase(':cname')} AND id IS NOT :id LIMIT 1",
         {"cname": cname, "id": site_id}).fetchone() is not None
 
 

@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
+from .. import db
 from ..errors import BadRequest
 from ..pipeline import languages, locations, sizes
 from .args import go_quote
@@ -145,7 +146,8 @@ def campaign_list(q: Query, limit: int, offset: int) -> dict[str, Any]:
         f"SELECT x.key AS id, c.name AS name, x.count AS count FROM (SELECT key,"
         f" sum(total) AS count FROM ({q.source('campaigns')}) GROUP BY key) x"
         " JOIN campaigns c ON c.id = x.key AND c.site_id = :site WHERE x.count > 0"
-        " ORDER BY x.count DESC, c.name COLLATE BINARY, x.key LIMIT :limit OFFSET :offset",
+        f" ORDER BY x.count DESC, {db.bytewise('c.name')}, x.key"
+        " LIMIT :limit OFFSET :offset",
         limit=limit + 1, offset=offset)
     return _page([_stat(str(r["id"]), r["name"], r["count"]) for r in rows], limit)
 

@@ -1,15 +1,15 @@
 """Which paths a stats question is about: `include_paths` / `exclude_paths` (ids, or
 names with `path_by_name`) and the dashboard-style `filter` text.
 
-A set of paths goes into SQL as one JSON array parameter read with `json_each`, so any
-number of ids costs one parameter and the queries stay fixed text.
+A set of paths goes into SQL as one list parameter (db.in_list), so any number of ids
+costs one parameter and the queries stay fixed text.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import sqlite3
 
+from .. import db
 from ..errors import BadRequest
 from .args import int_error, parse_int
 
@@ -29,7 +29,7 @@ class PathSet:
         return self.ids is not None and not self.ids
 
     def json(self) -> str:
-        return json.dumps(list(self.ids or ()))
+        return db.list_param(self.ids or ())
 
     def intersect(self, other: PathSet) -> PathSet:
         if self.ids is None:
@@ -42,7 +42,7 @@ class PathSet:
 
 ALL = PathSet()
 # The condition the queries add for a path set; `:paths` is PathSet.json().
-IN_PATHS = "path_id IN (SELECT value FROM json_each(:paths))"
+IN_PATHS = db.in_list("path_id", "paths")
 
 
 def parse_ids(values: list[str], field: str) -> list[int]:
@@ -59,9 +59,9 @@ def by_name(conn: sqlite3.Connection, site_id: int, names: list[str]) -> list[in
     """Ids of the paths named exactly so once lower-cased, as upstream matches them (so
     only lower-case names can match). The first condition lets the index find them."""
     rows = conn.execute(
-        "SELECT id FROM paths WHERE site_id = :site AND path IN (SELECT value FROM"
-        " json_each(:names)) AND lower(path) IN (SELECT value FROM json_each(:names))",
-        {"site": site_id, "names": json.dumps(names)}).fetchall()
+        "SELECT id FROM paths WHERE site_id = :site AND " + db.in_list("path", "names")
+        + " AND " + db.in_list("lower(path)", "names"),
+        {"site": site_id, "names": db.list_param(names)}).fetchall()
     return [r[0] for r in rows]
 
 

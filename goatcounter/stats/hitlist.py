@@ -13,12 +13,12 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from .. import aggregates
+from .. import aggregates, db
 from .days import Series
 from .filters import IN_PATHS, PathSet
 from .ranges import DAY, Range, Slots
 
-_NOT_EXCLUDED = "path_id NOT IN (SELECT value FROM json_each(:exclude))"
+_NOT_EXCLUDED = db.in_list("path_id", "exclude", negate=True)
 
 
 def month_parts(d0: int, d1: int) -> list[tuple[int, int, int]]:
@@ -92,9 +92,9 @@ def _hourly(conn: sqlite3.Connection, site_id: int, rng: Range,
     one text, which costs far less than a row per hour."""
     out: dict[int, Iterable[tuple[int, int]]] = {i: () for i in ids}
     rows = conn.execute(
-        "SELECT path_id, group_concat(((hour - :h0) / 3600) || ',' || total) FROM hit_counts"
-        " WHERE site_id = :site AND " + IN_PATHS + " AND hour >= :h0 AND hour <= :h1"
-        " AND total > 0 GROUP BY path_id",
+        "SELECT path_id, " + db.join_text("((hour - :h0) / 3600) || ',' || total")
+        + " FROM hit_counts WHERE site_id = :site AND " + IN_PATHS
+        + " AND hour >= :h0 AND hour <= :h1 AND total > 0 GROUP BY path_id",
         {"site": site_id, "paths": PathSet(tuple(ids)).json(), "h0": rng.first_hour,
          "h1": rng.last_hour})
     for path_id, text in rows:
@@ -121,8 +121,8 @@ def hits(conn: sqlite3.Connection, site_id: int, rng: Range, paths: PathSet,
         return empty
     ids = [p for p, _ in top]
     info = {r[0]: r for r in conn.execute(
-        "SELECT id, path, title, event FROM paths WHERE site_id = :site AND id IN"
-        " (SELECT value FROM json_each(:ids))",
+        "SELECT id, path, title, event FROM paths WHERE site_id = :site AND "
+        + db.in_list("id", "ids"),
         {"site": site_id, "ids": PathSet(tuple(ids)).json()})}
     hourly = _hourly(conn, site_id, rng, ids)
     slots = Slots(rng)
