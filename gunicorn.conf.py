@@ -21,9 +21,10 @@ worker_class = "sync"
 workers = int(os.environ.get("WEB_CONCURRENCY", 0)) or multiprocessing.cpu_count() * 2 + 1
 
 # A writer may wait for the database's lock for up to about 45 seconds (db.py: the
-# busy timeout plus the retries) before it answers 503. The worker timeout must be
-# longer, or gunicorn kills a worker that was about to answer.
-timeout = 60
+# busy timeout plus the retries) before it answers 503, and an export is written while
+# its request waits (about 6 seconds per million hits). The worker timeout must be
+# longer than both, or gunicorn kills a worker that was about to answer.
+timeout = 300
 # On a restart, requests in progress get this long to finish.
 graceful_timeout = 30
 # nginx talks HTTP/1.0 to upstreams without keep-alive; this is for anything else.
