@@ -348,6 +348,7 @@ def check(instance: str) -> tuple[dict[str, int], dict[str, int], dict[str, int]
     app = create_app({"INSTANCE": instance})
     with app.app_context():
         pending.drain()
+        left = pending.backlog()
     conn = sqlite3.connect(app.config["DB_PATH"])
     try:
         stored = dict(conn.execute("SELECT p.path, count(*) FROM hits h"
@@ -363,7 +364,6 @@ def check(instance: str) -> tuple[dict[str, int], dict[str, int], dict[str, int]
             "path_days.total": "SELECT coalesce(sum(total), 0) FROM path_days",
         }
         aggregates = {name: conn.execute(sql).fetchone()[0] for name, sql in one.items()}
-        left = conn.execute("SELECT count(*) FROM pending_hits").fetchone()[0]
     finally:
         conn.close()
     return stored, bots, aggregates, left

@@ -339,6 +339,9 @@ def backup_command(target: str) -> None:
     if os.path.exists(target):
         raise click.BadParameter(f"{target} already exists; not overwriting it",
                                  param_hint="TARGET")
+    # Pageviews still waiting in the spool files would not be in the copy.
+    from . import pending
+    pending.drain(get_db())
     backup(get_db(), target)
     click.echo(f"backup written to {target}")
 

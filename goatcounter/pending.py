@@ -1,14 +1,15 @@
 """Pageviews of the public /count endpoint: stored at once, counted in batches.
 
-A browser's pageview is written to `pending_hits` in a transaction of one small row
-before the reply goes out, so it is never lost. Counting it (paths, sessions, the hit
-row and the aggregates) costs much less per pageview when done for many at once, so
-the rows are counted in batches: right after a reply when the worker hasn't counted for
-a moment, by a background thread of each worker when traffic stops, and before any
-stats or export read, so that what the API shows is always complete.
+A browser's pageview is appended to this worker's spool file (spool.py) before the
+reply goes out, so it is never lost. Counting it (paths, sessions, the hit row and the
+aggregates) costs much less per pageview when done for many at once, so the files are
+counted in batches: right after a reply when the worker hasn't counted for a moment, by
+a background thread of each worker when traffic stops, and before any stats or export
+read, so that what the API shows is always complete.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -22,14 +23,16 @@ import click
 from flask import Flask, current_app, request
 from flask.cli import with_appcontext
 
-from . import db, maintenance, sites, store
+from . import db, maintenance, sites, spool, store
 from .pipeline.process import Hit
 
 log = logging.getLogger(__name__)
 
+# Pageviews counted per transaction, and how much of a file is read for them.
 BATCH = 2000
-# A worker counts pending rows after a reply at most this often, so that under load
-# each batch holds many pageviews.
+MAX_BYTES = 1 << 20
+# A worker counts pending pageviews after a reply at most this often, so that under
+# load each batch holds many.
 DRAIN_EVERY = 0.1
 IDLE_CHECK = 0.5
 
@@ -38,84 +41,136 @@ _FIELDS = ("path", "title", "event", "ref", "ref_scheme", "campaign", "width", "
            "created_at", "ignored")
 
 
-def encode(hit: Hit) -> str:
-    """A hit as the text kept in the queue."""
-    return json.dumps([getattr(hit, f) for f in _FIELDS], ensure_ascii=False,
-                      separators=(",", ":"))
+def encode(site_id: int, hit: Hit) -> bytes:
+    """A pageview as the line kept in a spool file."""
+    values = [site_id, *(getattr(hit, f) for f in _FIELDS)]
+    return (json.dumps(values, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
 
-def decode(text: str) -> Hit:
-    values: dict[str, Any] = dict(zip(_FIELDS, json.loads(text), strict=True))
+def decode(line: bytes) -> tuple[int, Hit]:
+    """(site id, hit) of a spool line."""
+    site_id, *rest = json.loads(line)
+    values: dict[str, Any] = dict(zip(_FIELDS, rest, strict=True))
     for key in ("browser", "system"):
         if values[key] is not None:
             values[key] = tuple(values[key])
-    return Hit(**values)
+    return int(site_id), Hit(**values)
 
 
-def add(site_id: int, hit: Hit, conn: sqlite3.Connection) -> None:
+def files() -> spool.Spool:
+    """The spool of the current app."""
+    return current_app.extensions["goatcounter_spool"]
+
+
+def add(site_id: int, hit: Hit, where: spool.Spool | None = None) -> None:
     """Keep one accepted pageview until it is counted."""
-    db.write(lambda c: c.execute("INSERT INTO pending_hits (site_id, hit) VALUES (:s, :h)",
-                                 {"s": site_id, "h": encode(hit)}), conn)
+    (where or files()).append(encode(site_id, hit))
 
 
-def _batch(conn: sqlite3.Connection, limit: int = BATCH) -> int:
-    rows = conn.execute("SELECT id, site_id, hit FROM pending_hits ORDER BY id LIMIT :n",
-                        {"n": limit}).fetchall()
-    if not rows:
+def _counted(conn: sqlite3.Connection, name: str) -> int:
+    row = conn.execute("SELECT counted FROM pending_files WHERE name = :n",
+                       {"n": name}).fetchone()
+    return row[0] if row else 0
+
+
+def _mark(conn: sqlite3.Connection, name: str, offset: int) -> None:
+    conn.execute("INSERT INTO pending_files (name, counted) VALUES (:n, :o) ON CONFLICT (name)"
+                 " DO UPDATE SET counted = excluded.counted", {"n": name, "o": offset})
+
+
+def _count_file(conn: sqlite3.Connection, path: str, name: str, most: int) -> int:
+    """Count up to `most` lines of one file from where counting stopped (inside a
+    transaction begun with store.write); the new position is recorded in it too."""
+    start = _counted(conn, name)
+    lines, _ = spool.read_lines(path, start, MAX_BYTES)
+    lines = lines[:most]
+    if not lines:
         return 0
     by_site: dict[int, list[Hit]] = defaultdict(list)
-    for row in rows:
-        by_site[row["site_id"]].append(decode(row["hit"]))
+    for line in lines:
+        site_id, hit = decode(line)
+        by_site[site_id].append(hit)
     for site_id, hits in by_site.items():
         site = sites.get(conn, site_id)
         if site is not None:
             store.save_in(conn, site, hits)
-    conn.execute("DELETE FROM pending_hits WHERE id <= :last", {"last": rows[-1]["id"]})
-    return len(rows)
+    _mark(conn, name, start + sum(len(line) + 1 for line in lines))
+    return len(lines)
 
 
-def _set_aside(conn: sqlite3.Connection, error: BaseException) -> None:
-    """Move the oldest pending row to failed_hits, with the reason it failed."""
+def _set_aside(conn: sqlite3.Connection, path: str, name: str, error: BaseException) -> None:
+    """Move the next line of a file to failed_hits, with the reason it failed."""
     def run(c: sqlite3.Connection) -> None:
-        row = c.execute("SELECT id, site_id, hit FROM pending_hits ORDER BY id LIMIT 1"
-                        ).fetchone()
-        if row is None:
+        start = _counted(c, name)
+        lines, _ = spool.read_lines(path, start, MAX_BYTES)
+        if not lines:
             return
+        text = lines[0].decode("utf-8", "replace")
+        try:
+            site_id = int(json.loads(text)[0])
+        except (ValueError, TypeError, IndexError, KeyError):
+            site_id = 0
         c.execute("INSERT INTO failed_hits (site_id, hit, error, failed_at)"
                   " VALUES (:s, :h, :e, :at)",
-                  {"s": row["site_id"], "h": row["hit"], "e": f"{type(error).__name__}: "
-                   f"{error}", "at": int(time.time())})
-        c.execute("DELETE FROM pending_hits WHERE id = :id", {"id": row["id"]})
+                  {"s": site_id, "h": text, "e": f"{type(error).__name__}: {error}",
+                   "at": int(time.time())})
+        _mark(c, name, start + len(lines[0]) + 1)
     db.write(run, conn)
 
 
-def _one_by_one(conn: sqlite3.Connection, count: int) -> int:
-    """After a batch failed: count its rows one at a time, and set aside the ones that
+def _one_by_one(conn: sqlite3.Connection, path: str, name: str, count: int) -> int:
+    """After a batch failed: count its lines one at a time, and set aside the ones that
     fail alone, so that one bad pageview can't hold up all that came after it."""
     done = 0
     for _ in range(count):
         try:
-            done += store.write(lambda c: _batch(c, 1), conn)
+            counted = store.write(lambda c: _count_file(c, path, name, 1), conn)
         except Exception as exc:  # whatever it is, it must not stop the queue
             if db.is_busy(exc):
                 raise
             log.exception("pending pageview set aside")
-            _set_aside(conn, exc)
+            _set_aside(conn, path, name, exc)
+            continue
+        if not counted:
+            break
+        done += counted
     return done
+
+
+def _tidy(conn: sqlite3.Connection, where: spool.Spool, name: str, path: str) -> None:
+    """Remove a file that is counted to its end and that nobody appends to any more."""
+    if where.finished(name) and _counted(conn, name) >= spool.size(path):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        db.write(lambda c: c.execute("DELETE FROM pending_files WHERE name = :n",
+                                     {"n": name}), conn)
 
 
 def drain(conn: sqlite3.Connection | None = None) -> int:
     """Count every pending pageview; returns how many were counted."""
     conn = conn or db.get_db()
+    where = files()
     total = 0
-    while conn.execute("SELECT 1 FROM pending_hits LIMIT 1").fetchone():
-        try:
-            total += store.write(_batch, conn)
-        except Exception as exc:
-            if db.is_busy(exc):
-                raise
-            total += _one_by_one(conn, BATCH)
+    for name, path in list(where.files()):
+        while True:
+            try:
+                done = store.write(lambda c, p=path, n=name: _count_file(c, p, n, BATCH), conn)
+            except Exception as exc:
+                if db.is_busy(exc):
+                    raise
+                done = _one_by_one(conn, path, name, BATCH)
+            total += done
+            if not done:
+                break
+        _tidy(conn, where, name, path)
     return total
+
+
+def backlog(conn: sqlite3.Connection | None = None) -> int:
+    """Bytes of accepted pageviews not counted yet (0 when all are counted)."""
+    conn = conn or db.get_db()
+    return sum(max(0, spool.size(path) - _counted(conn, name))
+               for name, path in files().files())
 
 
 class Drainer:
@@ -182,11 +237,11 @@ def drainer() -> Drainer:
 def retry_failed(conn: sqlite3.Connection) -> int:
     """Queue the pageviews that were set aside again (after the cause was fixed) and
     count them; returns how many were counted."""
-    def run(c: sqlite3.Connection) -> None:
-        c.execute("INSERT INTO pending_hits (site_id, hit) SELECT site_id, hit FROM failed_hits"
-                  " ORDER BY id")
-        c.execute("DELETE FROM failed_hits")
-    db.write(run, conn)
+    rows = conn.execute("SELECT id, hit FROM failed_hits ORDER BY id").fetchall()
+    for row in rows:
+        files().append(row["hit"].encode() + b"\n")
+    db.write(lambda c: c.executemany("DELETE FROM failed_hits WHERE id = ?",
+                                     [(r["id"],) for r in rows]), conn)
     return drain(conn)
 
 
@@ -206,11 +261,12 @@ _READS = ("/api/v0/stats", "/api/v0/paths", "/api/v0/export")
 def _before_read() -> None:
     if request.path.startswith(_READS):
         conn = db.get_db()
-        if conn.execute("SELECT 1 FROM pending_hits LIMIT 1").fetchone():
+        if backlog(conn):
             drain(conn)
 
 
 def init_app(app: Flask) -> None:
+    app.extensions["goatcounter_spool"] = spool.Spool(app.config["DB_PATH"] + "-pending")
     app.extensions["goatcounter_pending"] = Drainer(app)
     app.before_request(_before_read)
 

@@ -1,12 +1,13 @@
 """Pageviews of /count: stored before the reply, counted in batches afterwards."""
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 
 import pytest
 
-from goatcounter import create_app, pending, store
+from goatcounter import create_app, db, pending, spool, store
 from goatcounter.pipeline.process import Incoming, process
 from tests.conftest import Client, make_site
 
@@ -14,9 +15,15 @@ UA = "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0"
 
 
 def counts(app) -> tuple[int, int]:
-    conn = sqlite3.connect(app.config["DB_PATH"])
-    return (conn.execute("SELECT count(*) FROM pending_hits").fetchone()[0],
-            conn.execute("SELECT count(*) FROM hits").fetchone()[0])
+    """(pageviews waiting to be counted, stored hits)."""
+    with app.app_context():
+        waiting = 0
+        conn = db.get_db()
+        for name, path in pending.files().files():
+            start = conn.execute("SELECT coalesce(max(counted), 0) FROM pending_files"
+                                 " WHERE name = ?", (name,)).fetchone()[0]
+            waiting += len(spool.read_lines(path, start, 1 << 30)[0])
+        return waiting, conn.execute("SELECT count(*) FROM hits").fetchone()[0]
 
 
 def pixel(app, site, path: str = "/x"):
@@ -100,7 +107,7 @@ def test_queue_keeps_every_field(app):
                            created_at=1_700_000_000.4),
                   site["settings"], 1_700_000_100.0, "key")
     assert not isinstance(hit, str)
-    assert pending.decode(pending.encode(hit)) == hit
+    assert pending.decode(pending.encode(site["id"], hit)) == (site["id"], hit)
 
 
 def test_a_pageview_that_can_not_be_counted_is_set_aside(quiet):
@@ -108,10 +115,7 @@ def test_a_pageview_that_can_not_be_counted_is_set_aside(quiet):
     site, _ = make_site(quiet)
     pixel(quiet, site, "/before")
     with quiet.app_context():
-        from goatcounter import db
-        conn = db.get_db()
-        db.write(lambda c: c.execute("INSERT INTO pending_hits (site_id, hit) VALUES (?, ?)",
-                                     (site["id"], "[not a hit")), conn)
+        pending.files().append(b"[not a hit\n")
     pixel(quiet, site, "/after")
     with quiet.app_context():
         assert pending.drain() == 2
@@ -127,3 +131,56 @@ def test_huge_bot_code_is_refused(app):
         "Host": site["cname"], "User-Agent": UA})
     assert resp.status_code == 400
     assert resp.headers["X-Goatcounter"].startswith("error decoding parameters: b: ")
+
+
+def dead_pid() -> int:
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(proc.stdout)
+
+
+def test_the_file_of_a_dead_worker_is_counted_and_removed(quiet):
+    site, _ = make_site(quiet)
+    hit = process(Incoming(path="/orphan", user_agent=UA, ip="8.8.8.8"), site["settings"],
+                  time.time(), "k")
+    assert not isinstance(hit, str)
+    with quiet.app_context():
+        orphan = spool.Spool(pending.files().directory)
+        orphan.append(pending.encode(site["id"], hit))
+        # As if its worker had been killed: the file is named after a process that is gone.
+        name = f"{dead_pid()}-00000000{spool.SUFFIX}"
+        os.rename(os.path.join(orphan.directory, orphan.current), os.path.join(
+            orphan.directory, name))
+        assert pending.drain() == 1
+        assert [n for n, _ in pending.files().files()] == []
+        assert db.get_db().execute("SELECT count(*) FROM pending_files").fetchone()[0] == 0
+    assert counts(quiet) == (0, 1)
+
+
+def test_full_files_are_replaced_and_removed_once_counted(quiet, monkeypatch):
+    monkeypatch.setattr(spool, "ROTATE_BYTES", 100)
+    site, _ = make_site(quiet)
+    for i in range(4):
+        pixel(quiet, site, f"/r{i}")
+    with quiet.app_context():
+        assert len(list(pending.files().files())) == 4
+        assert pending.drain() == 4
+        # Only the file still open for writing is left.
+        assert len(list(pending.files().files())) <= 1
+    assert counts(quiet) == (0, 4)
+
+
+def test_counting_twice_counts_once(quiet):
+    """Two workers counting the same file take turns; the recorded position keeps
+    either from counting a line again."""
+    site, _ = make_site(quiet)
+    for path in ("/a", "/b"):
+        pixel(quiet, site, path)
+    other = create_app(quiet.config | {"INSTANCE": quiet.instance_path})
+    with other.app_context():
+        assert pending.drain() == 2
+    with quiet.app_context():
+        assert pending.drain() == 0
+    assert counts(quiet) == (0, 2)

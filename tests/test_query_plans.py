@@ -8,7 +8,7 @@ from goatcounter import pending
 from tests import scenario
 
 # Tables that grow with every pageview (or visitor).
-GROWING = ("hits", "session_paths", "sessions", "pending_hits", "hit_counts", "ref_counts",
+GROWING = ("hits", "session_paths", "sessions", "pending_files", "hit_counts", "ref_counts",
            "path_days", "visitor_days", "bots", "idempotency_keys", "browser_stats",
            "system_stats", "location_stats", "size_stats", "language_stats",
            "campaign_stats")

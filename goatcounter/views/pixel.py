@@ -175,7 +175,7 @@ class PixelEndpoint:
             reply = decide(parse_args(query), headers, ip, site, uri,
                            lambda key: sessions.client_key(self.secret, key), clock.now())
             if reply.hit is not None:
-                pending.add(site["id"], reply.hit, conn)
+                pending.add(site["id"], reply.hit, self.app.extensions["goatcounter_spool"])
                 keep.append((site["id"], reply.hit))
             return _gif(reply.status, reply.explain, extra)
         finally:
