@@ -1,0 +1,108 @@
+"""Counting against a real gunicorn with several workers: what one worker accepted,
+another must honour (retries, sessions), and the pixel and API rules hold there too."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+
+from goatcounter import create_app, pending
+from goatcounter.views.pixel import GIF
+from tests.conftest import NO_LIMITS, UA, make_site
+from tests.servers import gunicorn
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    instance = str(tmp_path_factory.mktemp("count-gunicorn"))
+    app = create_app({"INSTANCE": instance})
+    site, token = make_site(app, cname="127.0.0.1", settings={"ignore_ips": "203.0.113.7"})
+    with gunicorn(instance, workers=3, env={"GOATCOUNTER_RATELIMIT": NO_LIMITS}) as base:
+        yield {"base": base, "token": token, "app": app, "site": site}
+
+
+def call(server, method: str, path: str, body=None, headers=None):
+    data = None if body is None else json.dumps(body).encode()
+    h = {"Authorization": f"Bearer {server['token']}", "Content-Type": "application/json",
+         "Connection": "close", **(headers or {})}
+    req = urllib.request.Request(server["base"] + path, data=data, method=method, headers=h)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+def stored(server, path: str) -> int:
+    with server["app"].app_context():
+        pending.drain()
+    conn = sqlite3.connect(server["app"].config["DB_PATH"])
+    return conn.execute("SELECT count(*) FROM hits h JOIN paths p ON p.id = h.path_id"
+                        " WHERE p.path = ?", (path,)).fetchone()[0]
+
+
+def test_a_retried_batch_counts_once_whichever_worker_gets_it(server):
+    body = {"no_sessions": True, "hits": [{"path": "/retried"}]}
+    replies = [call(server, "POST", "/api/v0/count", body, {"Idempotency-Key": "r-1"})
+               for _ in range(6)]
+    assert [r[0] for r in replies] == [202] * 6
+    assert sum(1 for r in replies if r[1].get("Idempotent-Replayed") == "true") == 5
+    assert stored(server, "/retried") == 1
+
+
+def test_simultaneous_retries_count_once(server):
+    body = {"no_sessions": True, "hits": [{"path": "/raced"}]}
+    out: list[int] = []
+    threads = [threading.Thread(target=lambda: out.append(
+        call(server, "POST", "/api/v0/count", body, {"Idempotency-Key": "race"})[0]))
+        for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert out == [202] * 8
+    assert stored(server, "/raced") == 1
+
+
+def test_a_visit_spans_workers(server):
+    for _ in range(4):
+        status, _, _ = call(server, "POST", "/api/v0/count", {"hits": [
+            {"path": "/visit", "session": "same-visitor"}]})
+        assert status == 202
+    conn = sqlite3.connect(server["app"].config["DB_PATH"])
+    flags = [r[0] for r in conn.execute(
+        "SELECT first_visit FROM hits h JOIN paths p ON p.id = h.path_id"
+        " WHERE p.path = '/visit' ORDER BY h.id")]
+    assert flags == [1, 0, 0, 0]
+
+
+def test_api_rules_hold(server):
+    status, headers, body = call(server, "POST", "/api/v0/count", {"hits": [
+        {"path": "/ok", "session": "a"}, {"path": "", "session": "a"},
+        {"path": "/ignored", "ip": "203.0.113.7", "user_agent": UA}]})
+    assert status == 400
+    assert json.loads(body) == {"errors": {
+        "1": "path: must be set, must be longer than 1 characters."}}
+    assert headers["X-Goatcounter-Filter"] == "2"
+    assert stored(server, "/ok") == 1 and stored(server, "/ignored") == 0
+
+
+def test_pixel_rules_hold(server):
+    def pixel(query: str, ua: str = UA):
+        req = urllib.request.Request(server["base"] + "/count?" + query,
+                                     headers={"User-Agent": ua, "Connection": "close"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, resp.headers.get("X-Goatcounter"), resp.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.headers.get("X-Goatcounter"), err.read()
+
+    assert pixel("p=/pixel-ok&t=T&s=1280") == (200, None, GIF)
+    assert pixel("p=/pixel-bad&b=5") == (400, "wrong value: b=5", GIF)
+    assert pixel("p=/pixel-bot", "curl/8.5.0")[0] == 200
+    assert stored(server, "/pixel-ok") == 1
+    assert stored(server, "/pixel-bad") == stored(server, "/pixel-bot") == 0
