@@ -15,11 +15,6 @@ def now() -> float:
     return _frozen if _frozen is not None else time.time() + _offset
 
 
-def utcnow() -> dt.datetime:
-    """The current time as an aware UTC datetime."""
-    return dt.datetime.fromtimestamp(now(), UTC)
-
-
 def freeze(at: float | dt.datetime | None) -> None:
     """Stop the clock at `at` (None lets it run again). For tests."""
     global _frozen

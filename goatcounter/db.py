@@ -357,8 +357,3 @@ def init_app(app: Flask) -> None:
         migrate(conn)
     finally:
         pool.put(conn)
-
-
-def row_dict(row: sqlite3.Row | None) -> dict[str, Any] | None:
-    """A row as a plain dict (None stays None)."""
-    return dict(row) if row is not None else None

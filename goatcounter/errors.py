@@ -79,10 +79,6 @@ class UnsupportedMediaType(APIError):
     status = 415
 
 
-class TooManyRequests(APIError):
-    status = 429
-
-
 class ValidationError(APIError):
     """Field errors: `{"errors": {"field": ["message", ...]}}`."""
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flask import current_app, request
+from flask import request
 
 from . import clock
 from .errors import BadRequest, UnsupportedMediaType
@@ -238,11 +237,3 @@ def decode_query(fields: Mapping[str, Converter],
         value = ",".join(values) if name in lists else values[-1]
         out[name] = fields[name](value, name)
     return out
-
-
-def finite(value: float) -> bool:
-    return not (math.isnan(value) or math.isinf(value))
-
-
-def max_body() -> int:
-    return int(current_app.config["MAX_BODY"])

@@ -229,11 +229,6 @@ class Drainer:
                 log.exception("maintenance failed")
 
 
-def drainer() -> Drainer:
-    """The drainer of the current app."""
-    return current_app.extensions["goatcounter_pending"]
-
-
 def retry_failed(conn: sqlite3.Connection) -> int:
     """Queue the pageviews that were set aside again (after the cause was fixed) and
     count them; returns how many were counted."""
@@ -269,4 +264,3 @@ def init_app(app: Flask) -> None:
     app.extensions["goatcounter_spool"] = spool.Spool(app.config["DB_PATH"] + "-pending")
     app.extensions["goatcounter_pending"] = Drainer(app)
     app.before_request(_before_read)
-

@@ -310,8 +310,3 @@ def init_app(app: Flask) -> None:
     app.extensions["goatcounter_limits"] = limits
     app.after_request(_set_headers)
     app.register_error_handler(RateLimitExceeded, _too_many)
-
-
-def limits_of(app: Flask | None = None) -> dict[str, tuple[int, int] | None]:
-    """The limits in force, by bucket name."""
-    return (app or current_app).extensions["goatcounter_limits"]

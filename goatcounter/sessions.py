@@ -41,9 +41,6 @@ class Salts:
         self._by_epoch[epoch] = bytes(row[0])
         return self._by_epoch[epoch]
 
-    def forget(self) -> None:
-        self._by_epoch.clear()
-
 
 def client_key(secret: str, key: str) -> str:
     """What the server keeps of a session key (user agent and IP, or the client's own
