@@ -19,20 +19,9 @@ import sqlite3
 import time
 from urllib.parse import quote
 
-from common import gunicorn, http_request, instance, load, setup_site
+from common import UAS, gunicorn, http_request, instance, load, setup_site
 
 BATCH = 100
-UAS = [
-    "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
-    "Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-    "Version/18.1 Safari/605.1.15",
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.6778.81 Mobile Safari/537.36",
-]
 REFS = ["", "", "", "https://www.google.com/search?q=x", "https://news.ycombinator.com/item?id=1",
         "https://example.com/blog/post", "https://duckduckgo.com/", "newsletter"]
 SIZES = ["1920,1080,1", "1366,768,1", "390,844,3", "2560,1440,1", "1280,800,2"]

@@ -42,14 +42,9 @@ if __package__ in (None, ""):
     # Run as a script (python bench/soak.py): make `bench` importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import ROOT, gunicorn, setup_site, workers_of
+from bench.common import UAS as COMMON_UAS
 
-UAS = [
-    "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
-    "Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
-]
+UAS = COMMON_UAS[:3]
 BOT_UA = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 READS = ["/api/v0/stats/total", "/api/v0/paths?limit=5", "/api/v0/stats/hits?limit=5",
          "/api/v0/stats/browsers", "/api/v0/stats/toprefs"]

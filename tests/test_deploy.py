@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.common import stop
 from goatcounter import create_app, db, pending
 from tests.conftest import make_site
 from tests.servers import ROOT, free_port, gunicorn
@@ -244,12 +245,7 @@ def nginx_running(nginx: str, tmp: Path, main: Path, port: int) -> Iterator[None
             time.sleep(0.05)
         yield
     finally:
-        proc.send_signal(signal.SIGQUIT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, signal.SIGQUIT, 10)
 
 
 def socket_to(port: int):
