@@ -114,8 +114,9 @@ def j_any(value: Any, field: str) -> Any:
 
 
 def _folded(fields: Mapping[str, Converter], key: str) -> str | None:
-    # Only for names that don't match exactly (rare): a count batch matches hundreds of
-    # objects, and folding every field name for each would cost more than the rest.
+    """The field `key` names ignoring case. Only asked for names that don't match
+    exactly (rare): a count batch matches hundreds of objects, and folding every field
+    name for each would cost more than the rest."""
     wanted = key.casefold()
     return next((name for name in fields if name.casefold() == wanted), None)
 
@@ -225,10 +226,9 @@ def decode_query(fields: Mapping[str, Converter],
                  lists: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The query string checked against `fields`. Names in `lists` may repeat: their
     values are joined with commas before conversion (clients send both forms)."""
-    folded = {name.casefold(): name for name in fields}
     raw: dict[str, list[str]] = {}
     for key, value in request.args.items(multi=True):
-        name = key if key in fields else folded.get(key.casefold())
+        name = key if key in fields else _folded(fields, key)
         if name is None:
             raise BadRequest(f'unknown parameter: "{key}"')
         raw.setdefault(name, []).append(value)

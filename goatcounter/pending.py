@@ -57,14 +57,14 @@ def decode(line: bytes) -> tuple[int, Hit]:
     return int(site_id), Hit(**values)
 
 
-def files() -> spool.Spool:
+def queue() -> spool.Spool:
     """The spool of the current app."""
     return current_app.extensions["goatcounter_spool"]
 
 
 def add(site_id: int, hit: Hit, where: spool.Spool | None = None) -> None:
     """Keep one accepted pageview until it is counted."""
-    (where or files()).append(encode(site_id, hit))
+    (where or queue()).append(encode(site_id, hit))
 
 
 def _counted(conn: sqlite3.Connection, name: str) -> int:
@@ -149,7 +149,7 @@ def _tidy(conn: sqlite3.Connection, where: spool.Spool, name: str, path: str) ->
 def drain(conn: sqlite3.Connection | None = None) -> int:
     """Count every pending pageview; returns how many were counted."""
     conn = conn or db.get_db()
-    where = files()
+    where = queue()
     total = 0
     for name, path in list(where.files()):
         while True:
@@ -170,7 +170,7 @@ def backlog(conn: sqlite3.Connection | None = None) -> int:
     """Bytes of accepted pageviews not counted yet (0 when all are counted)."""
     conn = conn or db.get_db()
     return sum(max(0, spool.size(path) - _counted(conn, name))
-               for name, path in files().files())
+               for name, path in queue().files())
 
 
 class Drainer:
@@ -234,7 +234,7 @@ def retry_failed(conn: sqlite3.Connection) -> int:
     count them; returns how many were counted."""
     rows = conn.execute("SELECT id, hit FROM failed_hits ORDER BY id").fetchall()
     for row in rows:
-        files().append(row["hit"].encode() + b"\n")
+        queue().append(row["hit"].encode() + b"\n")
     db.write(lambda c: c.executemany("DELETE FROM failed_hits WHERE id = ?",
                                      [(r["id"],) for r in rows]), conn)
     return drain(conn)

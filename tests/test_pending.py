@@ -19,7 +19,7 @@ def counts(app) -> tuple[int, int]:
     with app.app_context():
         waiting = 0
         conn = db.get_db()
-        for name, path in pending.files().files():
+        for name, path in pending.queue().files():
             start = conn.execute("SELECT coalesce(max(counted), 0) FROM pending_files"
                                  " WHERE name = ?", (name,)).fetchone()[0]
             waiting += len(spool.read_lines(path, start, 1 << 30)[0])
@@ -115,7 +115,7 @@ def test_a_pageview_that_can_not_be_counted_is_set_aside(quiet):
     site, _ = make_site(quiet)
     pixel(quiet, site, "/before")
     with quiet.app_context():
-        pending.files().append(b"[not a hit\n")
+        pending.queue().append(b"[not a hit\n")
     pixel(quiet, site, "/after")
     with quiet.app_context():
         assert pending.drain() == 2
@@ -147,14 +147,14 @@ def test_the_file_of_a_dead_worker_is_counted_and_removed(quiet):
                   time.time(), "k")
     assert not isinstance(hit, str)
     with quiet.app_context():
-        orphan = spool.Spool(pending.files().directory)
+        orphan = spool.Spool(pending.queue().directory)
         orphan.append(pending.encode(site["id"], hit))
         # As if its worker had been killed: the file is named after a process that is gone.
         name = f"{dead_pid()}-00000000{spool.SUFFIX}"
         os.rename(os.path.join(orphan.directory, orphan.current), os.path.join(
             orphan.directory, name))
         assert pending.drain() == 1
-        assert [n for n, _ in pending.files().files()] == []
+        assert [n for n, _ in pending.queue().files()] == []
         assert db.get_db().execute("SELECT count(*) FROM pending_files").fetchone()[0] == 0
     assert counts(quiet) == (0, 1)
 
@@ -165,10 +165,10 @@ def test_full_files_are_replaced_and_removed_once_counted(quiet, monkeypatch):
     for i in range(4):
         pixel(quiet, site, f"/r{i}")
     with quiet.app_context():
-        assert len(list(pending.files().files())) == 4
+        assert len(list(pending.queue().files())) == 4
         assert pending.drain() == 4
         # Only the file still open for writing is left.
-        assert len(list(pending.files().files())) <= 1
+        assert len(list(pending.queue().files())) <= 1
     assert counts(quiet) == (0, 4)
 
 
