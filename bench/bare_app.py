@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response
 
-from goatcounter.views.pixel import GIF, GIF_HEADERS
+from goatcounter.public.pixel import GIF, GIF_HEADERS
 
 app = Flask(__name__)
 

@@ -50,15 +50,17 @@ def instance() -> Iterator[str]:
 
 def setup_site(inst: str, cname: str = "127.0.0.1", email: str = "bench@example.com") -> str:
     """A site and an all-permission token in the instance's database; returns the token."""
-    from goatcounter import auth, create_app, db, sites, users
+    from goatcounter import create_app
+    from goatcounter.accounts import sites, tokens, users
+    from goatcounter.storage import db
 
     app = create_app({"INSTANCE": inst})
     with app.app_context():
         def run(conn: sqlite3.Connection) -> str:
             site = sites.create(conn, cname=cname)
             user = users.create(conn, site_id=site["id"], email=email)
-            return auth.create_token(conn, user=user, name="bench",
-                                     permissions=auth.PERM_ALL)[0]
+            return tokens.create_token(conn, user=user, name="bench",
+                                     permissions=tokens.PERM_ALL)[0]
         return db.write(run)
 
 

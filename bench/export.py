@@ -73,7 +73,9 @@ def fill(db_path: str, rows: int, paths: int, seed: int = 42) -> None:
 
 def setup(inst: str, rows: int, paths: int) -> None:
     sys.path.insert(0, str(ROOT))
-    from goatcounter import create_app, db, sites
+    from goatcounter import create_app
+    from goatcounter.accounts import sites
+    from goatcounter.storage import db
 
     app = create_app({"INSTANCE": inst})
     with app.app_context():
@@ -84,7 +86,10 @@ def setup(inst: str, rows: int, paths: int) -> None:
 def measure(inst: str) -> dict:
     """In a process of its own: the export, then the baselines."""
     sys.path.insert(0, str(ROOT))
-    from goatcounter import create_app, db, exports, sites
+    from goatcounter import create_app
+    from goatcounter.accounts import sites
+    from goatcounter.exports import exporter
+    from goatcounter.storage import db
 
     app = create_app({"INSTANCE": inst})
     out: dict = {}
@@ -93,7 +98,7 @@ def measure(inst: str) -> dict:
         site = sites.get(conn, 1)
         out["rss_before"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         start = time.perf_counter()
-        row = exports.create(conn, site, 0)
+        row = exporter.create(conn, site, 0)
         out["seconds"] = time.perf_counter() - start
         out["rss_peak"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         out["rows"], out["path"] = row["num_rows"], row["path"]
@@ -102,14 +107,14 @@ def measure(inst: str) -> dict:
     plain = sqlite3.connect(app.config["DB_PATH"])
     start = time.perf_counter()
     count = 0
-    for _ in plain.execute(exports._SELECT_HITS, {"site": 1, "after": 0}):
+    for _ in plain.execute(exporter._SELECT_HITS, {"site": 1, "after": 0}):
         count += 1
     out["select_seconds"] = time.perf_counter() - start
     assert count == out["rows"]
 
     out["gzip_seconds"] = out["csv_bytes"] = 0
     with gzip.open(out["path"], "rb") as fp:
-        deflate = zlib.compressobj(exports.GZIP_LEVEL, zlib.DEFLATED, 31)
+        deflate = zlib.compressobj(exporter.GZIP_LEVEL, zlib.DEFLATED, 31)
         while chunk := fp.read(1 << 20):
             start = time.perf_counter()
             deflate.compress(chunk)

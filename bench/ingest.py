@@ -72,7 +72,8 @@ def check_storage(db_path: str, accepted: int) -> tuple[int, int, int]:
 
 def count_after_drain(inst: str) -> int:
     """Stored hits, once every accepted pageview has been counted."""
-    from goatcounter import create_app, pending
+    from goatcounter import create_app
+    from goatcounter.counting import pending
 
     app = create_app({"INSTANCE": inst})
     with app.app_context():

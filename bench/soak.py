@@ -338,7 +338,8 @@ class Driver:
 
 def check(instance: str) -> tuple[dict[str, int], dict[str, int], dict[str, int], int]:
     """Count what is still pending, then read what the database holds."""
-    from goatcounter import create_app, pending
+    from goatcounter import create_app
+    from goatcounter.counting import pending
 
     app = create_app({"INSTANCE": instance})
     with app.app_context():

@@ -26,8 +26,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from goatcounter import aggregates, auth, clock, create_app, db, sites, users
-from goatcounter.pipeline.process import Hit
+from goatcounter import clock, create_app
+from goatcounter.accounts import sites, tokens, users
+from goatcounter.counting import aggregates
+from goatcounter.counting.pipeline.process import Hit
+from goatcounter.storage import db
 
 DAY = 86400
 HOST = "stats.example.com"
@@ -77,7 +80,7 @@ def build(path: str, hits: int, paths: int, days: int, seed: int = 1) -> None:
                           [(i + 1, n, v) for i, (n, v, _) in enumerate(SYSTEMS)])
             c.executemany("INSERT INTO campaigns (id, site_id, name) VALUES (?, ?, ?)",
                           [(i + 1, site["id"], f"campaign-{i + 1}") for i in range(20)])
-            token, _ = auth.create_token(c, user=user, name="bench", permissions=auth.PERM_ALL)
+            token, _ = tokens.create_token(c, user=user, name="bench", permissions=tokens.PERM_ALL)
             c.execute("CREATE TABLE bench (token TEXT, last_day INTEGER)")
             return site, token, len(refs)
 

@@ -1,4 +1,4 @@
 """`python -m goatcounter` is the goatcounter command."""
-from .cli import main
+from goatcounter.cli import main
 
 main()

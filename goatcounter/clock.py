@@ -63,3 +63,8 @@ def parse_rfc3339(value: str) -> dt.datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+def now_text() -> str:
+    """Now as whole-second RFC 3339, the precision site and user times are kept in."""
+    return rfc3339(int(now()))  # type: ignore[return-value]

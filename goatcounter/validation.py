@@ -10,8 +10,8 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from . import params
-from .errors import ValidationError
+from goatcounter import decoding
+from goatcounter.errors import ValidationError
 
 # Upstream's messages, word for word; clients match on them.
 MSG_REQUIRED = "must be set"
@@ -151,17 +151,17 @@ def clean_json(value: Any) -> Any:
     return value
 
 
-def nullable(conv: params.Converter) -> params.Converter:
+def nullable(conv: decoding.Converter) -> decoding.Converter:
     """A converter that passes null through: in Go, null leaves a field as it was."""
     return lambda value, field: None if value is None else conv(value, field)
 
 
 def decode_object(value: Any, field: str,
-                  fields: Mapping[str, params.Converter]) -> dict[str, Any]:
+                  fields: Mapping[str, decoding.Converter]) -> dict[str, Any]:
     """A nested JSON object checked against `fields` (unknown keys are a 400, keys match
     ignoring case); only keys that were sent with a non-null value are returned."""
-    obj = params.j_object(value, field)
-    got = params.match_keys(obj, {k: nullable(c) for k, c in fields.items()}, field + ".")
+    obj = decoding.j_object(value, field)
+    got = decoding.match_keys(obj, {k: nullable(c) for k, c in fields.items()}, field + ".")
     return {k: v for k, v in got.items() if v is not None}
 
 

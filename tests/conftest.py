@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -8,7 +10,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from goatcounter import auth, clock, create_app, db, sites, users
+from goatcounter import clock, create_app
+from goatcounter.accounts import sites, tokens, users
+from goatcounter.counting import pending
+from goatcounter.storage import db
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +64,19 @@ def runner(app: Flask):
     return app.test_cli_runner()
 
 
-def make_site(app: Flask, cname: str = "stats.example.com", perms: int = auth.PERM_ALL,
+def query(app: Flask, sql: str, args: dict[str, Any] | tuple = (), *,
+          drain: bool = True) -> list[sqlite3.Row]:
+    """Rows of `sql` on the app's database, read on a connection of the test's own (after
+    counting the pixel pageviews still in the spool, as the API's reads do)."""
+    if drain:
+        with app.app_context():
+            pending.drain()
+    with contextlib.closing(sqlite3.connect(app.config["DB_PATH"])) as conn:
+        conn.row_factory = sqlite3.Row
+        return conn.execute(sql, args).fetchall()
+
+
+def make_site(app: Flask, cname: str = "stats.example.com", perms: int = tokens.PERM_ALL,
               parent: int | None = None, settings: dict | None = None,
               email: str = "admin@example.com", access: str = "a",
               token_sites: list[int] | None = None) -> tuple[dict, str]:
@@ -69,7 +86,7 @@ def make_site(app: Flask, cname: str = "stats.example.com", perms: int = auth.PE
             site = sites.create(conn, cname=cname, parent=parent, settings=settings)
             account = parent or site["id"]
             user = users.create(conn, site_id=account, email=email, access=access)
-            token, _ = auth.create_token(conn, user=user, name="test", permissions=perms,
+            token, _ = tokens.create_token(conn, user=user, name="test", permissions=perms,
                                          site_ids=token_sites)
             return site, token
         return db.write(run)

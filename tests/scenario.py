@@ -10,7 +10,9 @@ from typing import Any
 
 from flask import Flask
 
-from goatcounter import auth, clock, db, sites, users
+from goatcounter import clock
+from goatcounter.accounts import sites, tokens, users
+from goatcounter.storage import db
 from tests.conftest import API, make_site
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -48,7 +50,7 @@ def oracle_site(app: Flask, settings: dict[str, Any] | None = None) -> dict[str,
                                 settings=settings if settings is not None else SETTINGS)
             user = users.create(conn, site_id=site["id"], email="test@example.com",
                                 access="*")
-            auth.create_token(conn, user=user, name="oracle", permissions=126,
+            tokens.create_token(conn, user=user, name="oracle", permissions=126,
                               site_ids=[site["id"]], token=ORACLE_TOKEN)
             return site
         return db.write(run)

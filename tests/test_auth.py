@@ -5,7 +5,8 @@ import base64
 
 import pytest
 
-from goatcounter import auth, db
+from goatcounter.accounts import tokens
+from goatcounter.storage import db
 from tests.conftest import API, assert_error, make_site
 
 
@@ -13,7 +14,7 @@ def test_me_returns_user_and_token(api):
     resp = api.get("/api/v0/me")
     assert resp.status_code == 200
     body = resp.get_json()
-    assert body["token"] == {"name": "test", "permissions": auth.PERM_ALL, "sites": [-1]}
+    assert body["token"] == {"name": "test", "permissions": tokens.PERM_ALL, "sites": [-1]}
     assert body["user"]["email"] == "admin@example.com"
     assert body["user"]["access"] == {"all": "a"}
     assert list(body["user"]) == ["id", "site", "email", "email_verified", "totp_enabled",
@@ -105,10 +106,10 @@ def test_single_site_serves_any_host(app, client, site_token):
 
 
 @pytest.mark.parametrize(("perms", "required", "status"), [
-    (auth.PERM_COUNT, auth.PERM_STATS, 403),
-    (auth.PERM_STATS, auth.PERM_STATS, 200),
-    (auth.PERM_COUNT | auth.PERM_EXPORT, auth.PERM_EXPORT, 200),
-    (auth.PERM_COUNT, 0, 200),
+    (tokens.PERM_COUNT, tokens.PERM_STATS, 403),
+    (tokens.PERM_STATS, tokens.PERM_STATS, 200),
+    (tokens.PERM_COUNT | tokens.PERM_EXPORT, tokens.PERM_EXPORT, 200),
+    (tokens.PERM_COUNT, 0, 200),
 ])
 def test_permission_on_test_endpoint(app, client, perms, required, status):
     site, token = make_site(app, perms=perms)
@@ -120,10 +121,10 @@ def test_permission_on_test_endpoint(app, client, perms, required, status):
 
 
 def test_permission_message_lists_names_in_upstream_order(app, client):
-    site, token = make_site(app, perms=auth.PERM_STATS)
+    site, token = make_site(app, perms=tokens.PERM_STATS)
     api = API(client, token, site["cname"])
-    resp = api.post("/api/v0/test", {"perm": auth.PERM_EXPORT | auth.PERM_COUNT
-                                     | auth.PERM_SITE_READ})
+    resp = api.post("/api/v0/test", {"perm": tokens.PERM_EXPORT | tokens.PERM_COUNT
+                                     | tokens.PERM_SITE_READ})
     assert_error(resp, 403, "requires 'count', 'export', 'site-read' permissions")
 
 
@@ -134,12 +135,12 @@ def test_tokens_are_stored_only_as_hashes(app, site_token):
         dump = "\n".join(conn.iterdump())
         assert token not in dump
         row = conn.execute("SELECT token_hash FROM api_tokens").fetchone()
-        assert row["token_hash"] == auth.hash_token(token)
+        assert row["token_hash"] == tokens.hash_token(token)
 
 
 def test_parse_perms():
-    assert auth.parse_perms("count,export") == 6
-    assert auth.parse_perms("site_read, site-create") == 24
-    assert auth.parse_perms("all") == auth.PERM_ALL
+    assert tokens.parse_perms("count,export") == 6
+    assert tokens.parse_perms("site_read, site-create") == 24
+    assert tokens.parse_perms("all") == tokens.PERM_ALL
     with pytest.raises(ValueError, match="unknown permission"):
-        auth.parse_perms("count,fly")
+        tokens.parse_perms("count,fly")

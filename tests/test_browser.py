@@ -38,7 +38,7 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = Path(__file__).resolve().parent / "pages"
-SCRIPT = ROOT / "goatcounter" / "static" / "count.js"
+SCRIPT = ROOT / "goatcounter" / "public" / "static" / "count.js"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 # A desktop Chrome: headless Chromium's own says "HeadlessChrome", which any bot check

@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from goatcounter import auth
+from goatcounter.accounts import tokens
 from tests.servers import ROOT, free_port
 
 
@@ -28,7 +28,7 @@ def test_create_site_and_token(app, runner):
     resp = app.test_client().get("/api/v0/me", headers={"Authorization": f"Bearer {token}",
                                                         "Host": "stats.example.com"})
     assert resp.get_json()["token"] == {"name": "backend", "sites": [-1],
-                                        "permissions": auth.PERM_COUNT | auth.PERM_STATS}
+                                        "permissions": tokens.PERM_COUNT | tokens.PERM_STATS}
     listing = runner.invoke(args=["db", "list", "apitokens"]).output
     assert "backend" in listing and "perm=count,stats" in listing and token not in listing
     assert runner.invoke(args=["db", "delete", "apitoken", "1"]).exit_code == 0
@@ -111,7 +111,7 @@ def test_serve_creates_a_site_and_token_on_first_run(tmp_path):
                 break
             except OSError:
                 time.sleep(0.2)
-        assert body["token"]["permissions"] == auth.PERM_ALL
+        assert body["token"]["permissions"] == tokens.PERM_ALL
     finally:
         proc.terminate()
         proc.wait(timeout=15)

@@ -10,9 +10,9 @@ import urllib.request
 
 import pytest
 
-from goatcounter import create_app, pending
-from goatcounter.views.pixel import GIF
-from tests.conftest import NO_LIMITS, UA, make_site
+from goatcounter import create_app
+from goatcounter.public.pixel import GIF
+from tests.conftest import NO_LIMITS, UA, make_site, query
 from tests.servers import gunicorn
 
 
@@ -38,11 +38,8 @@ def call(server, method: str, path: str, body=None, headers=None):
 
 
 def stored(server, path: str) -> int:
-    with server["app"].app_context():
-        pending.drain()
-    conn = sqlite3.connect(server["app"].config["DB_PATH"])
-    return conn.execute("SELECT count(*) FROM hits h JOIN paths p ON p.id = h.path_id"
-                        " WHERE p.path = ?", (path,)).fetchone()[0]
+    return query(server["app"], "SELECT count(*) FROM hits h JOIN paths p ON p.id = h.path_id"
+                 " WHERE p.path = ?", (path,))[0][0]
 
 
 def test_a_retried_batch_counts_once_whichever_worker_gets_it(server):

@@ -1,13 +1,11 @@
 """The public /count endpoint (spec section 14)."""
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
-from goatcounter import clock, pending
-from goatcounter.views.pixel import GIF
-from tests.conftest import make_site
+from goatcounter import clock
+from goatcounter.public.pixel import GIF
+from tests.conftest import make_site, query
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0"
 VISITOR = "81.2.69.160"
@@ -31,10 +29,7 @@ def pixel(client, site):
 
 
 def rows(app, sql: str) -> list[tuple]:
-    with app.app_context():
-        pending.drain()
-    conn = sqlite3.connect(app.config["DB_PATH"])
-    return [tuple(r) for r in conn.execute(sql)]
+    return [tuple(r) for r in query(app, sql)]
 
 
 def hits(app) -> list[tuple]:

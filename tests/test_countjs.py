@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-SCRIPT = Path(__file__).resolve().parent.parent / "goatcounter" / "static" / "count.js"
+SCRIPT = Path(__file__).resolve().parent.parent / "goatcounter" / "public" / "static" / "count.js"
 
 
 def test_serves_the_script(client: FlaskClient) -> None:

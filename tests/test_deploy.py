@@ -12,7 +12,6 @@ import runpy
 import shlex
 import shutil
 import signal
-import sqlite3
 import ssl
 import subprocess
 import sys
@@ -23,8 +22,9 @@ from pathlib import Path
 import pytest
 
 from bench.common import stop
-from goatcounter import create_app, db, pending
-from tests.conftest import make_site
+from goatcounter import create_app
+from goatcounter.storage import db
+from tests.conftest import make_site, query
 from tests.servers import ROOT, free_port, gunicorn
 
 GUNICORN_CONF = ROOT / "gunicorn.conf.py"
@@ -296,14 +296,9 @@ def test_nginx_in_front_of_gunicorn(tmp_path):
             assert plain.status == 301
             assert plain.getheader("Location") == "https://stats.example.com/api/v0/me"
             conn.close()
-    with app.app_context():
-        pending.drain()
-    conn = sqlite3.connect(app.config["DB_PATH"])
-    rows = conn.execute("SELECT p.path, h.location FROM hits h"
-                        " JOIN paths p ON p.id = h.path_id").fetchall()
-    conn.close()
+    rows = query(app, "SELECT p.path, h.location FROM hits h JOIN paths p ON p.id = h.path_id")
     # 127.0.0.1, the address nginx saw, has no country; 8.8.8.8 would be US.
-    assert rows == [("/via-nginx", "")]
+    assert [tuple(r) for r in rows] == [("/via-nginx", "")]
     access = (tmp_path / "log" / "goatcounter.access.log").read_text()
     assert "GET /count HTTP/1.1" in access
     assert "private-title" not in access and "via-nginx" not in access

@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from goatcounter import clock, create_app, db, pending
-from goatcounter.errors import BUSY_MESSAGE
-from goatcounter.pipeline.process import Incoming, process
-from tests.conftest import API, UA, assert_error, make_site
+from goatcounter import clock, create_app
+from goatcounter.counting import pending
+from goatcounter.counting.pipeline.process import Incoming, process
+from goatcounter.storage import db
+from goatcounter.web.error_replies import BUSY_MESSAGE
+from tests.conftest import API, UA, assert_error, make_site, query
 
 RATELIMIT = "api:none,api-count:none"
 
@@ -27,11 +29,7 @@ def batch(prefix: str, n: int) -> dict[str, Any]:
 
 
 def stored_hits(app: Flask) -> int:
-    conn = sqlite3.connect(app.config["DB_PATH"])
-    try:
-        return conn.execute("SELECT count(*) FROM hits").fetchone()[0]
-    finally:
-        conn.close()
+    return query(app, "SELECT count(*) FROM hits", drain=False)[0][0]
 
 
 class HeldLock:
@@ -162,7 +160,7 @@ def test_pixel_is_accepted_while_the_database_is_locked(impatient_app):
 
 
 def test_other_sqlite_errors_stay_500(app, api, monkeypatch):
-    from goatcounter.views import count
+    from goatcounter.api import count
 
     def broken(*args: Any, **kwargs: Any) -> None:
         raise sqlite3.OperationalError("no such table: hits")

@@ -14,8 +14,12 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from goatcounter import auth, clock, csvformat, db, exports, sites, store
-from goatcounter.pipeline.process import Hit
+from goatcounter import clock
+from goatcounter.accounts import sites, tokens
+from goatcounter.counting import store
+from goatcounter.counting.pipeline.process import Hit
+from goatcounter.exports import csvformat, exporter
+from goatcounter.storage import db
 from tests import scenario
 from tests.conftest import API, assert_error, assert_errors, make_site
 
@@ -127,7 +131,7 @@ def test_name_version(cell, want):
     (int(2.34 * 1024 * 1024), "2.3"), (int(2.36 * 1024 * 1024), "2.4"),
 ])
 def test_size_mib(size, text):
-    assert exports.size_mib(size) == text
+    assert exporter.size_mib(size) == text
 
 
 # CSV content, byte for byte ------------------------------------------------------------
@@ -177,7 +181,7 @@ def test_export_without_rows_is_the_header(api):
 
 def test_rows_in_hit_id_order_across_batches(app, api, site_token, monkeypatch):
     site, _ = site_token
-    monkeypatch.setattr(exports, "BATCH", 3)
+    monkeypatch.setattr(exporter, "BATCH", 3)
     # Created out of time order: hit ids, not times, decide the order.
     store_hits(app, site["id"], [make_hit(f"/p{i}", created_at=T0 - i) for i in range(8)])
     export = start(api)
@@ -261,7 +265,7 @@ def test_bad_start_requests(api, body, message):
 
 
 def test_needs_the_export_permission(app, client):
-    site, token = make_site(app, perms=auth.PERM_COUNT)
+    site, token = make_site(app, perms=tokens.PERM_COUNT)
     api = API(client, token, site["cname"])
     assert_error(api.post("/api/v0/export"), 403, "requires 'export' permissions")
     assert_error(api.get("/api/v0/export/1"), 403, "requires 'export' permissions")
@@ -395,12 +399,12 @@ def test_purge(app, api):
     os.utime(other, (T0 - 25 * 3600, T0 - 25 * 3600))
     os.utime(new_orphan, (T0 - 3600, T0 - 3600))
 
-    assert exports.purge(app) == 1
+    assert exporter.purge(app) == 1
     assert not old_orphan.exists()
     assert new_orphan.exists() and os.path.exists(export["path"])
 
     clock.advance(24 * 3600 + 1)
-    assert exports.purge(app) == 2
+    assert exporter.purge(app) == 2
     assert not new_orphan.exists() and not os.path.exists(export["path"])
     # Only export files are touched.
     assert other.exists()

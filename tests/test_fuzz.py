@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -20,10 +19,11 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from goatcounter import clock, create_app, pending
-from goatcounter.pipeline.process import Incoming, process
-from goatcounter.views.pixel import GIF
-from tests.conftest import API, NO_LIMITS, UA, make_site
+from goatcounter import clock, create_app
+from goatcounter.counting import pending
+from goatcounter.counting.pipeline.process import Incoming, process
+from goatcounter.public.pixel import GIF
+from tests.conftest import API, NO_LIMITS, UA, make_site, query
 from tests.servers import gunicorn
 
 # The hit pipeline, with hypothesis -------------------------------------------------------
@@ -47,12 +47,8 @@ FIELDS = {"path": TEXT, "title": TEXT, "ref": TEXT, "user_agent": TEXT, "query":
 
 
 def counts(app: Flask) -> tuple[int, int]:
-    conn = sqlite3.connect(app.config["DB_PATH"])
-    try:
-        return (conn.execute("SELECT count(*) FROM hits").fetchone()[0],
-                conn.execute("SELECT count(*) FROM bots").fetchone()[0])
-    finally:
-        conn.close()
+    return (query(app, "SELECT count(*) FROM hits", drain=False)[0][0],
+            query(app, "SELECT count(*) FROM bots", drain=False)[0][0])
 
 
 def expected_rows(site: dict[str, Any], hit: Incoming) -> tuple[int, int] | None:

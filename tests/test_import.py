@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from goatcounter import clock, create_app, db, importer
+from goatcounter import clock, create_app
+from goatcounter.exports import importer
+from goatcounter.storage import db
 from tests import scenario
 from tests.conftest import API, Client, make_site
 

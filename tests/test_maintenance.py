@@ -5,9 +5,9 @@ import sqlite3
 
 import pytest
 
-from goatcounter import clock, create_app, maintenance
+from goatcounter import clock, create_app, upkeep
 from tests import scenario
-from tests.conftest import API, make_site
+from tests.conftest import API, make_site, query
 
 RATELIMIT = "api:none,api-count:none"
 
@@ -18,13 +18,12 @@ def golden(app):
 
 
 def count(app, table: str) -> int:
-    return sqlite3.connect(app.config["DB_PATH"]).execute(
-        f"SELECT count(*) FROM {table}").fetchone()[0]
+    return query(app, f"SELECT count(*) FROM {table}", drain=False)[0][0]
 
 
 def run(app, force: bool = True) -> dict[str, int]:
     with app.app_context():
-        return maintenance.run_due(force=force)
+        return upkeep.run_due(force=force)
 
 
 def test_ended_sessions_are_forgotten(app, golden):

@@ -6,7 +6,8 @@ import datetime as dt
 
 import pytest
 
-from goatcounter import auth, clock
+from goatcounter import clock
+from goatcounter.accounts import tokens
 from tests.conftest import API, assert_error, make_site
 
 
@@ -82,7 +83,7 @@ def test_bad_parameters(api, query, message):
 
 
 def test_needs_the_stats_permission(app, client):
-    site, token = make_site(app, cname="count.example.com", perms=auth.PERM_COUNT,
+    site, token = make_site(app, cname="count.example.com", perms=tokens.PERM_COUNT,
                             email="c@example.com")
     resp = client.get("/api/v0/paths", headers={"Authorization": f"Bearer {token}",
                                                  "Host": site["cname"]})

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 
 import pytest
 
-from goatcounter import create_app, db, pending, spool, store
-from goatcounter.pipeline.process import Incoming, process
-from tests.conftest import Client, make_site
+from goatcounter import create_app
+from goatcounter.counting import pending, spool, store
+from goatcounter.counting.pipeline.process import Incoming, process
+from goatcounter.storage import db
+from tests.conftest import Client, make_site, query
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0"
 
@@ -120,8 +121,7 @@ def test_a_pageview_that_can_not_be_counted_is_set_aside(quiet):
     with quiet.app_context():
         assert pending.drain() == 2
     assert counts(quiet) == (0, 2)
-    failed = sqlite3.connect(quiet.config["DB_PATH"]).execute(
-        "SELECT hit, error FROM failed_hits").fetchall()
+    failed = query(quiet, "SELECT hit, error FROM failed_hits", drain=False)
     assert failed[0][0] == "[not a hit" and failed[0][1].startswith("JSONDecodeError")
 
 

@@ -3,8 +3,16 @@ from __future__ import annotations
 
 import pytest
 
-from goatcounter.pipeline import bots, languages, locations, paths, referrers, sizes, useragents
-from goatcounter.pipeline.process import validate
+from goatcounter.counting.pipeline import (
+    bots,
+    languages,
+    locations,
+    paths,
+    referrers,
+    sizes,
+    useragents,
+)
+from goatcounter.counting.pipeline.process import validate
 
 
 @pytest.mark.parametrize(("raw", "event", "want"), [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from goatcounter import pending
+from goatcounter.counting import pending
 from tests import scenario
 
 # Tables that grow with every pageview (or visitor).

@@ -7,7 +7,8 @@ import urllib.request
 
 import pytest
 
-from goatcounter import clock, create_app, ratelimit
+from goatcounter import clock, create_app
+from goatcounter.web import ratelimit
 from tests.conftest import API, assert_error, make_site
 from tests.servers import gunicorn
 

@@ -16,9 +16,13 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from goatcounter import auth, create_app, db, pending, users
-from goatcounter.views.pixel import GIF
+from goatcounter import create_app
+from goatcounter.accounts import tokens, users
+from goatcounter.counting import pending
+from goatcounter.public.pixel import GIF
+from goatcounter.storage import db
 from tests.conftest import API, NO_LIMITS, UA, assert_error, make_site
+from tests.conftest import query as _query
 
 RATELIMIT = NO_LIMITS
 
@@ -29,11 +33,7 @@ def hits_body(*paths: str, ref: str = "") -> dict[str, Any]:
 
 
 def query(app: Flask, sql: str, args: dict[str, Any] | None = None) -> list[tuple]:
-    conn = sqlite3.connect(app.config["DB_PATH"])
-    try:
-        return [tuple(r) for r in conn.execute(sql, args or {})]
-    finally:
-        conn.close()
+    return [tuple(r) for r in _query(app, sql, args or {})]
 
 
 # The permission matrix ------------------------------------------------------------------
@@ -46,21 +46,21 @@ REQUIRED: dict[tuple[str, str], int | None] = {
     ("api.test", "GET"): ANY_TOKEN,
     ("api.test", "POST"): ANY_TOKEN,
     ("api.me", "GET"): ANY_TOKEN,
-    ("count.api_count", "POST"): auth.PERM_COUNT,
-    ("export.start", "POST"): auth.PERM_EXPORT,
-    ("export.status", "GET"): auth.PERM_EXPORT,
-    ("export.download", "GET"): auth.PERM_EXPORT,
-    ("sites.list_sites", "GET"): auth.PERM_SITE_READ,
-    ("sites.get_site", "GET"): auth.PERM_SITE_READ,
-    ("sites.create_site", "PUT"): auth.PERM_SITE_CREATE,
-    ("sites.update_site", "POST"): auth.PERM_SITE_UPDATE,
-    ("sites.update_site", "PATCH"): auth.PERM_SITE_UPDATE,
-    ("stats.list_paths", "GET"): auth.PERM_STATS,
-    ("stats.stats_total", "GET"): auth.PERM_STATS,
-    ("stats.stats_hits", "GET"): auth.PERM_STATS,
-    ("stats.stats_path_refs", "GET"): auth.PERM_STATS,
-    ("stats.stats_page", "GET"): auth.PERM_STATS,
-    ("stats.stats_detail", "GET"): auth.PERM_STATS,
+    ("count.api_count", "POST"): tokens.PERM_COUNT,
+    ("export.start", "POST"): tokens.PERM_EXPORT,
+    ("export.status", "GET"): tokens.PERM_EXPORT,
+    ("export.download", "GET"): tokens.PERM_EXPORT,
+    ("sites.list_sites", "GET"): tokens.PERM_SITE_READ,
+    ("sites.get_site", "GET"): tokens.PERM_SITE_READ,
+    ("sites.create_site", "PUT"): tokens.PERM_SITE_CREATE,
+    ("sites.update_site", "POST"): tokens.PERM_SITE_UPDATE,
+    ("sites.update_site", "PATCH"): tokens.PERM_SITE_UPDATE,
+    ("stats.list_paths", "GET"): tokens.PERM_STATS,
+    ("stats.stats_total", "GET"): tokens.PERM_STATS,
+    ("stats.stats_hits", "GET"): tokens.PERM_STATS,
+    ("stats.stats_path_refs", "GET"): tokens.PERM_STATS,
+    ("stats.stats_page", "GET"): tokens.PERM_STATS,
+    ("stats.stats_detail", "GET"): tokens.PERM_STATS,
     ("stats.api_description", "GET"): PUBLIC,
     ("countjs.count_js", "GET"): PUBLIC,
 }
@@ -102,7 +102,7 @@ def token_with(app: Flask, site: dict[str, Any], perms: int) -> str:
         def run(conn: sqlite3.Connection) -> str:
             user = users.get(conn, 1)
             assert user is not None and user["site_id"] == site["id"]
-            return auth.create_token(conn, user=user, name=f"perm-{perms}",
+            return tokens.create_token(conn, user=user, name=f"perm-{perms}",
                                      permissions=perms)[0]
         return db.write(run)
 
@@ -126,8 +126,8 @@ def request_body(endpoint: str, method: str, world: dict[str, Any], n: int) -> A
     return {}
 
 
-BITS = [pytest.param(bit, id=name) for bit, name in auth.PERM_NAMES]
-BITS.append(pytest.param(auth.PERM_ALL, id="all"))
+BITS = [pytest.param(bit, id=name) for bit, name in tokens.PERM_NAMES]
+BITS.append(pytest.param(tokens.PERM_ALL, id="all"))
 
 
 @pytest.mark.parametrize("perms", BITS)
@@ -147,7 +147,7 @@ def test_permission_matrix(app, world, perms):
                                                headers={"Host": world["site"]["cname"]})
             ok = resp.status_code == anonymous.status_code == 200
         elif need and not perms & need:
-            names = ", ".join(f"'{name}'" for name in auth.perm_names(need))
+            names = ", ".join(f"'{name}'" for name in tokens.perm_names(need))
             ok = resp.status_code == 403 and \
                 resp.get_json() == {"error": f"requires {names} permissions"}
         else:
@@ -311,7 +311,7 @@ def test_tokens_appear_nowhere_in_the_stored_files(app, world):
                 data += gzip.decompress(data)
             assert needle not in data, path
     (stored,) = query(app, "SELECT token_hash FROM api_tokens WHERE id = 1")
-    assert stored[0] == auth.hash_token(token) != token
+    assert stored[0] == tokens.hash_token(token) != token
 
 
 def test_tokens_are_compared_in_constant_time(app, world, monkeypatch):
@@ -322,11 +322,11 @@ def test_tokens_are_compared_in_constant_time(app, world, monkeypatch):
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+    monkeypatch.setattr(tokens.hmac, "compare_digest", spy)
     token = world["token"]
     api = API(app.test_client(), token, world["site"]["cname"])
     assert api.get("/api/v0/me").status_code == 200
-    assert calls == [(auth.hash_token(token), auth.hash_token(token))]
+    assert calls == [(tokens.hash_token(token), tokens.hash_token(token))]
     for other in (token[:-1], token + "0", token.upper(), token[:-1] + chr(ord(token[-1]) ^ 1)):
         assert_error(API(api.client, other, api.host).get("/api/v0/me"), 401, "unknown token")
 

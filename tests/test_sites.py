@@ -13,7 +13,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from goatcounter import auth, clock, db, defaults, sites
+from goatcounter import clock
+from goatcounter.accounts import settings_schema, sites, tokens
+from goatcounter.storage import db
 from tests import scenario
 from tests.conftest import API, assert_error, assert_errors, make_site
 
@@ -68,8 +70,9 @@ def expected_new_site(site_id: int, parent: int, cname: str, code: str, now: str
                       **changes: Any) -> dict[str, Any]:
     """The Site object of a site just created through the API with the defaults."""
     out = {"id": site_id, "parent": parent, "cname": cname, "cname_setup_at": now,
-           "code": code, "link_domain": "", "setttings": defaults.site_settings(),
-           "user_defaults": defaults.user_settings(), "received_data": False, "state": "a",
+           "code": code, "link_domain": "", "setttings": settings_schema.default_site_settings(),
+           "user_defaults": settings_schema.default_user_settings(), "received_data": False,
+           "state": "a",
            "created_at": now, "updated_at": None, "first_hit_at": now}
     out.update(changes)
     return out
@@ -219,7 +222,7 @@ def test_token_of_one_account_cannot_read_another_site(app, two_accounts):
     # The owner sees both.
     assert [s["id"] for s in api_b.get("/api/v0/sites").get_json()["sites"]] \
         == [site_b["id"], kid_b["id"]]
-    # Going to the other site's host with our token fails at auth.
+    # Going to the other site's host with our token fails at tokens.
     stranger = API(api_a.client, api_a.token, site_b["cname"])
     assert_error(stranger.get("/api/v0/sites"), 401, "unknown token")
 
@@ -263,7 +266,7 @@ def test_token_limited_to_other_sites_is_forbidden(app, client, site_token):
     ("PATCH", "/api/v0/sites/1", "site-update"),
 ])
 def test_each_endpoint_needs_its_permission(app, client, method, path, perm):
-    others = auth.PERM_ALL & ~auth.parse_perms(perm)
+    others = tokens.PERM_ALL & ~tokens.parse_perms(perm)
     site, token = make_site(app, perms=others)
     resp = API(client, token, site["cname"]).request(method, path, {"cname": "a.example.com"})
     assert_error(resp, 403, f"requires '{perm}' permissions")
@@ -278,7 +281,7 @@ def test_auth_comes_before_the_id_and_the_body(client, site_token):
 
 
 def test_permission_comes_before_the_id(app, client):
-    site, token = make_site(app, perms=auth.PERM_STATS)
+    site, token = make_site(app, perms=tokens.PERM_STATS)
     assert_error(API(client, token, site["cname"]).get("/api/v0/sites/abc"), 403)
 
 
@@ -476,7 +479,7 @@ def test_create_with_user_defaults(api):
         "language": "nl-NL", "timezone": "NL.Europe/Amsterdam", "theme": "dark",
         "twenty_four_hours": True, "fewer_numbers_lock_until": "2027-01-02T03:04:05+01:00"}})
     assert resp.status_code == 200
-    want = defaults.user_settings()
+    want = settings_schema.default_user_settings()
     want.update(language="nl-NL", timezone="NL.Europe/Amsterdam", theme="dark",
                 twenty_four_hours=True, fewer_numbers_lock_until="2027-01-02T02:04:05Z")
     assert resp.get_json()["user_defaults"] == want
@@ -502,7 +505,7 @@ def kid(app, site_token) -> dict[str, Any]:
     site, _ = site_token
     clock.freeze(CREATED)
     made = child(app, site["id"], "kid.example.com")
-    settings = defaults.site_settings()
+    settings = settings_schema.default_site_settings()
     settings.update(public="secret", secret="s3cretcode", allow_counter=True,
                     data_retention=90, ignore_ips="10.0.0.1", collect=2 | 8,
                     collect_regions="NL", allow_embed="https://example.org")
@@ -526,7 +529,7 @@ def test_post_replaces_and_resets_what_is_left_out(app, api, kid):
     resp = api.post(f"/api/v0/sites/{kid['id']}", {"settings": {"ignore_ips": "10.0.0.2"}})
     assert resp.status_code == 200
     want = sites.to_api(kid)
-    want["setttings"] = defaults.site_settings()
+    want["setttings"] = settings_schema.default_site_settings()
     want["setttings"]["ignore_ips"] = "10.0.0.2"
     want.update(cname=None, cname_setup_at=None, link_domain="",
                 updated_at="2026-11-26T12:23:57Z")

@@ -19,10 +19,13 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from goatcounter import aggregates, auth, clock, create_app, db, sites
-from goatcounter.pipeline.process import Hit
+from goatcounter import clock, create_app
+from goatcounter.accounts import sites, tokens
+from goatcounter.counting import aggregates
+from goatcounter.counting.pipeline.process import Hit
 from goatcounter.stats import ranges, render
 from goatcounter.stats.hitlist import month_parts
+from goatcounter.storage import db
 from tests import scenario
 from tests.conftest import API, assert_error, assert_errors, make_site
 from tests.scenario import ORACLE_TOKEN
@@ -347,7 +350,7 @@ def test_refs_is_another_name_for_toprefs(oracle):
     f"/api/v0/stats/browsers/Firefox?{R}"])
 def test_stats_need_the_stats_permission(tmp_path, url):
     app = new_app(tmp_path)
-    site, token = make_site(app, perms=auth.PERM_COUNT | auth.PERM_EXPORT)
+    site, token = make_site(app, perms=tokens.PERM_COUNT | tokens.PERM_EXPORT)
     resp = app.test_client().get(url, headers=auth_headers(token, site["cname"]))
     assert_error(resp, 403, "requires 'stats' permissions")
     resp = app.test_client().get(url, headers={"Host": site["cname"]})
@@ -930,8 +933,8 @@ def test_visitors_count_each_session_once(tmp_path):
     sql_write(app, "UPDATE sites SET settings = json_set(settings, '$.collect', 318)")
     with app.app_context():
         site = sites.get(db.get_db(), site["id"])
-    from goatcounter import store
-    from goatcounter.pipeline.process import Incoming, process
+    from goatcounter.counting import store
+    from goatcounter.counting.pipeline.process import Incoming, process
     with app.test_request_context():
         hit = process(Incoming(path="/anon", created_at=dt.datetime(
             2026, 11, 22, 9, tzinfo=dt.UTC).timestamp()), site["settings"], clock.now(), None)

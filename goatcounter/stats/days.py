@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .ranges import Slots
-from .render import Ints
+from goatcounter.stats.ranges import Slots
+from goatcounter.stats.render import Ints
 
 # `group` values, with the numbers upstream also accepts.
 GROUPS = {"hour": "hour", "day": "day", "week": "week", "month": "month",

@@ -10,12 +10,12 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from .. import db
-from ..errors import BadRequest
-from ..pipeline import languages, locations, sizes
-from .args import go_quote
-from .filters import IN_PATHS, PathSet
-from .ranges import Range
+from goatcounter.counting.pipeline import languages, locations, sizes
+from goatcounter.errors import BadRequest
+from goatcounter.stats.filters import IN_PATHS, PathSet
+from goatcounter.stats.query import go_quote
+from goatcounter.stats.ranges import Range
+from goatcounter.storage import db
 
 # page: (per-site table, per-path table, key column). Fixed names, never request text.
 TABLES = {

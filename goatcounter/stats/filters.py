@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 
-from .. import db
-from ..errors import BadRequest
-from .args import int_error, parse_int
+from goatcounter.errors import BadRequest
+from goatcounter.stats.query import int_error, parse_int
+from goatcounter.storage import db
 
 
 @dataclasses.dataclass(frozen=True)

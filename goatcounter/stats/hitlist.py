@@ -13,10 +13,11 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from .. import aggregates, db
-from .days import Series
-from .filters import IN_PATHS, PathSet
-from .ranges import DAY, Range, Slots
+from goatcounter.counting import aggregates
+from goatcounter.stats.days import Series
+from goatcounter.stats.filters import IN_PATHS, PathSet
+from goatcounter.stats.ranges import DAY, Range, Slots
+from goatcounter.storage import db
 
 _NOT_EXCLUDED = db.in_list("path_id", "exclude", negate=True)
 

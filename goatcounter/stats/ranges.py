@@ -16,7 +16,7 @@ import zoneinfo
 from functools import lru_cache
 from typing import Any
 
-from ..errors import BadRequest
+from goatcounter.errors import BadRequest
 
 HOUR = 3600
 DAY = 86400

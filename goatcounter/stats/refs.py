@@ -7,8 +7,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from .filters import IN_PATHS, PathSet
-from .ranges import Range
+from goatcounter.stats.filters import IN_PATHS, PathSet
+from goatcounter.stats.ranges import Range
 
 
 def _like_prefix(text: str) -> str:

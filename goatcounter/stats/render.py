@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Response
 
-from ..responses import compact_response
+from goatcounter.responses import compact_response
 
 _encode_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
 

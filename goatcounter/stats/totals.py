@@ -9,9 +9,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from .days import Series
-from .filters import IN_PATHS, PathSet
-from .ranges import Range, Slots
+from goatcounter.stats.days import Series
+from goatcounter.stats.filters import IN_PATHS, PathSet
+from goatcounter.stats.ranges import Range, Slots
 
 _SITE_HOURS = {
     False: "SELECT (hour - :h0) / 3600, total FROM site_counts WHERE site_id = :site"

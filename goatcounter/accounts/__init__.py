@@ -1,0 +1,1 @@
+"""Accounts: sites, their settings, users and API tokens."""

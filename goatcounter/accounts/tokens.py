@@ -1,0 +1,176 @@
+"""API tokens: creation, storage as hashes, authentication and permission checks."""
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import hashlib
+import hmac
+import json
+import sqlite3
+from typing import Any
+
+from flask import current_app, g, request
+
+from goatcounter import clock, encoding
+from goatcounter.accounts import sites, users
+from goatcounter.errors import Forbidden, Unauthorized
+from goatcounter.storage import db
+
+# Permission bits; upstream marks these values as never to change.
+PERM_NOTHING = 1
+PERM_COUNT = 2
+PERM_EXPORT = 4
+PERM_SITE_READ = 8
+PERM_SITE_CREATE = 16
+PERM_SITE_UPDATE = 32
+PERM_STATS = 64
+
+# In the order upstream lists them in 403 messages.
+PERM_NAMES = (
+    (PERM_COUNT, "count"),
+    (PERM_EXPORT, "export"),
+    (PERM_SITE_READ, "site-read"),
+    (PERM_SITE_CREATE, "site-create"),
+    (PERM_SITE_UPDATE, "site-update"),
+    (PERM_STATS, "stats"),
+)
+PERM_ALL = sum(bit for bit, _ in PERM_NAMES)
+
+
+@dataclasses.dataclass(frozen=True)
+class Auth:
+    """Who is calling: the site of the request, the token and the token's user."""
+
+    site: dict[str, Any]
+    user: dict[str, Any]
+    token: dict[str, Any]
+
+
+def new_token() -> str:
+    """A random 256-bit token written in base36 (about 50 characters), as upstream."""
+    return encoding.random_base36(256)
+
+
+def hash_token(token: str) -> str:
+    """What is stored of a token: its SHA-256, in hex."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def perm_names(bits: int) -> list[str]:
+    """Names of the permission bits set in `bits`, in upstream's order."""
+    return [name for bit, name in PERM_NAMES if bits & bit]
+
+
+def parse_perms(text: str) -> int:
+    """A comma list of permission names (`site_read` or `site-read`) as a bitmask."""
+    by_name = {name: bit for bit, name in PERM_NAMES}
+    by_name["all"] = PERM_ALL
+    bits = 0
+    for part in text.split(","):
+        name = part.strip().lower().replace("_", "-")
+        if not name:
+            continue
+        if name not in by_name:
+            raise ValueError(f"unknown permission {part.strip()!r}; known: "
+                             + ", ".join(n for _, n in PERM_NAMES) + ", all")
+        bits |= by_name[name]
+    if not bits:
+        raise ValueError("no permission given")
+    return bits
+
+
+def create_token(conn: sqlite3.Connection, *, user: dict[str, Any], name: str,
+                 permissions: int, site_ids: list[int] | None = None,
+                 token: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Store a new token for `user` (inside the caller's transaction). Returns the token,
+    which is never stored and can't be shown again, and its row."""
+    if permissions <= PERM_NOTHING or permissions & ~(PERM_ALL | PERM_NOTHING):
+        raise ValueError(f"invalid permissions: {permissions}")
+    token = token or new_token()
+    cur = conn.execute(
+        "INSERT INTO api_tokens (site_id, user_id, name, token_hash, permissions, sites,"
+        " created_at) VALUES (:site, :user, :name, :hash, :perm, :sites, :now)",
+        {"site": user["site_id"], "user": user["id"], "name": name, "hash": hash_token(token),
+         "perm": permissions & ~PERM_NOTHING, "sites": json.dumps(site_ids or [-1]),
+         "now": clock.now_text()})
+    row = conn.execute("SELECT * FROM api_tokens WHERE id = :id", {"id": cur.lastrowid}).fetchone()
+    return token, dict(row)
+
+
+def token_to_api(token: dict[str, Any]) -> dict[str, Any]:
+    """The APIToken object shown by /api/v0/me."""
+    return {"name": token["name"], "permissions": token["permissions"],
+            "sites": json.loads(token["sites"])}
+
+
+def _token_from_header(header: str) -> str:
+    parts = header.split()
+    if len(parts) != 2:
+        raise Unauthorized("wrong format for Authorization header")
+    kind, value = parts
+    if kind == "Bearer":
+        return value
+    if kind == "Basic":
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8", "replace")
+        except (binascii.Error, ValueError) as exc:
+            raise Unauthorized("wrong format for Authorization header") from exc
+        return decoded.partition(":")[2]
+    raise Unauthorized("wrong format for Authorization header")
+
+
+def current_site() -> dict[str, Any]:
+    """The site of the current request, from the Host header (kept on `g`). Read fresh:
+    API replies show the site's own fields (received_data, first_hit_at), which must not
+    lag behind; only the pixel endpoint uses the per-process cache."""
+    if "site" not in g:
+        g.site = sites.by_host(db.get_db(), request.host)
+    return g.site
+
+
+def forget_sites() -> None:
+    """Drop this process's cached sites (after a site changed)."""
+    current_app.extensions.setdefault("goatcounter_hosts", sites.HostCache()).clear()
+
+
+def authenticate(required: int = 0) -> Auth:
+    """Check the request's token for the current site and `required` permission bits,
+    in upstream's order of checks and with its messages."""
+    header = request.headers.get("Authorization", "")
+    if not header.strip():
+        raise Unauthorized("no Authorization header")
+    token = _token_from_header(header)
+    site = current_site()
+    conn = db.get_db()
+    digest = hash_token(token)
+    row = conn.execute(
+        "SELECT * FROM api_tokens WHERE token_hash = :hash AND site_id = :account",
+        {"hash": digest, "account": sites.account_id(site)}).fetchone()
+    # The index lookup already matched; comparing again in constant time keeps the
+    # decision itself free of timing differences.
+    if row is None or not hmac.compare_digest(row["token_hash"], digest):
+        raise Unauthorized("unknown token")
+    tok = dict(row)
+    allowed = json.loads(tok["sites"])
+    if -1 not in allowed and site["id"] not in allowed:
+        raise Forbidden("this token does not have access to this site")
+    user = users.get(conn, tok["user_id"])
+    if user is None or not users.is_admin(user):
+        raise Unauthorized("only admins can create and use API keys")
+    if required and not tok["permissions"] & required:
+        names = ", ".join(f"'{n}'" for n in perm_names(required))
+        raise Forbidden(f"requires {names} permissions")
+    _touch(conn, tok)
+    g.auth = Auth(site=site, user=user, token=tok)
+    return g.auth
+
+
+def _touch(conn: sqlite3.Connection, tok: dict[str, Any]) -> None:
+    """Record that a token was used, at most once a day (a write on every request
+    would put the API's reads behind the writers)."""
+    now = clock.now_text()
+    if tok["last_used_at"] and tok["last_used_at"][:10] == now[:10]:
+        return
+    db.write(lambda c: c.execute("UPDATE api_tokens SET last_used_at = :now WHERE id = :id",
+                                 {"now": now, "id": tok["id"]}), conn)

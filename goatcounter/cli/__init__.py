@@ -1,0 +1,24 @@
+"""The `goatcounter` command, one module per command group: `serve`, `db ...`
+(db, sites, tokens) and `import`."""
+from __future__ import annotations
+
+from flask import Flask
+from flask.cli import FlaskGroup
+
+
+def _create_app() -> Flask:
+    from goatcounter import create_app
+    return create_app()
+
+
+def init_app(app: Flask) -> None:
+    """Add every command to the app's command line."""
+    from goatcounter.cli import db, imports, serve, sites, tokens  # noqa: F401 (they add their commands)
+    app.cli.add_command(serve.serve_command)
+    app.cli.add_command(db.db_cli)
+    app.cli.add_command(imports.import_command)
+
+
+main = FlaskGroup(create_app=_create_app, add_default_commands=False, add_version_option=False,
+                  load_dotenv=False, help="A self-hosted web analytics server that speaks "
+                  "the GoatCounter API v0.")

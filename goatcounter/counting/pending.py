@@ -1,0 +1,261 @@
+"""Pageviews of the public /count endpoint: stored at once, counted in batches.
+
+A browser's pageview is appended to this worker's spool file (spool.py) before the
+reply goes out, so it is never lost. Counting it (paths, sessions, the hit row and the
+aggregates) costs much less per pageview when done for many at once, so the files are
+counted in batches: right after a reply when the worker hasn't counted for a moment, by
+a background thread of each worker when traffic stops, and before any stats or export
+read, so that what the API shows is always complete.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, current_app, request
+
+from goatcounter.accounts import sites
+from goatcounter.counting import spool, store
+from goatcounter.counting.pipeline.process import Hit
+from goatcounter.storage import db
+
+log = logging.getLogger(__name__)
+
+# Pageviews counted per transaction, and how much of a file is read for them.
+BATCH = 2000
+MAX_BYTES = 1 << 20
+# A worker counts pending pageviews after a reply at most this often, so that under
+# load each batch holds many.
+DRAIN_EVERY = 0.1
+IDLE_CHECK = 0.5
+
+_FIELDS = ("path", "title", "event", "ref", "ref_scheme", "campaign", "width", "bot",
+           "browser", "system", "location", "language", "user_agent", "session_key",
+           "created_at", "ignored")
+
+
+def encode(site_id: int, hit: Hit) -> bytes:
+    """A pageview as the line kept in a spool file."""
+    values = [site_id, *(getattr(hit, f) for f in _FIELDS)]
+    return (json.dumps(values, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+def decode(line: bytes) -> tuple[int, Hit]:
+    """(site id, hit) of a spool line."""
+    site_id, *rest = json.loads(line)
+    values: dict[str, Any] = dict(zip(_FIELDS, rest, strict=True))
+    for key in ("browser", "system"):
+        if values[key] is not None:
+            values[key] = tuple(values[key])
+    return int(site_id), Hit(**values)
+
+
+def queue() -> spool.Spool:
+    """The spool of the current app."""
+    return current_app.extensions["goatcounter_spool"]
+
+
+def add(site_id: int, hit: Hit, where: spool.Spool | None = None) -> None:
+    """Keep one accepted pageview until it is counted."""
+    (where or queue()).append(encode(site_id, hit))
+
+
+def _counted(conn: sqlite3.Connection, name: str) -> int:
+    row = conn.execute("SELECT counted FROM pending_files WHERE name = :n",
+                       {"n": name}).fetchone()
+    return row[0] if row else 0
+
+
+def _mark(conn: sqlite3.Connection, name: str, offset: int) -> None:
+    conn.execute("INSERT INTO pending_files (name, counted) VALUES (:n, :o) ON CONFLICT (name)"
+                 " DO UPDATE SET counted = excluded.counted", {"n": name, "o": offset})
+
+
+def _count_file(conn: sqlite3.Connection, path: str, name: str, most: int) -> int:
+    """Count up to `most` lines of one file from where counting stopped (inside a
+    transaction begun with store.write); the new position is recorded in it too."""
+    start = _counted(conn, name)
+    lines, _ = spool.read_lines(path, start, MAX_BYTES)
+    lines = lines[:most]
+    if not lines:
+        return 0
+    by_site: dict[int, list[Hit]] = defaultdict(list)
+    for line in lines:
+        site_id, hit = decode(line)
+        by_site[site_id].append(hit)
+    for site_id, hits in by_site.items():
+        site = sites.get(conn, site_id)
+        if site is not None:
+            store.save_in(conn, site, hits)
+    _mark(conn, name, start + sum(len(line) + 1 for line in lines))
+    return len(lines)
+
+
+def _set_aside(conn: sqlite3.Connection, path: str, name: str, error: BaseException) -> None:
+    """Move the next line of a file to failed_hits, with the reason it failed."""
+    def run(c: sqlite3.Connection) -> None:
+        start = _counted(c, name)
+        lines, _ = spool.read_lines(path, start, MAX_BYTES)
+        if not lines:
+            return
+        text = lines[0].decode("utf-8", "replace")
+        try:
+            site_id = int(json.loads(text)[0])
+        except (ValueError, TypeError, IndexError, KeyError):
+            site_id = 0
+        c.execute("INSERT INTO failed_hits (site_id, hit, error, failed_at)"
+                  " VALUES (:s, :h, :e, :at)",
+                  {"s": site_id, "h": text, "e": f"{type(error).__name__}: {error}",
+                   "at": int(time.time())})
+        _mark(c, name, start + len(lines[0]) + 1)
+    db.write(run, conn)
+
+
+def _one_by_one(conn: sqlite3.Connection, path: str, name: str, count: int) -> int:
+    """After a batch failed: count its lines one at a time, and set aside the ones that
+    fail alone, so that one bad pageview can't hold up all that came after it."""
+    done = 0
+    for _ in range(count):
+        try:
+            counted = store.write(lambda c: _count_file(c, path, name, 1), conn)
+        except Exception as exc:  # whatever it is, it must not stop the queue
+            if db.is_busy(exc):
+                raise
+            log.exception("pending pageview set aside")
+            _set_aside(conn, path, name, exc)
+            continue
+        if not counted:
+            break
+        done += counted
+    return done
+
+
+def _tidy(conn: sqlite3.Connection, where: spool.Spool, name: str, path: str) -> None:
+    """Remove a file that is counted to its end and that nobody appends to any more."""
+    if where.finished(name) and _counted(conn, name) >= spool.size(path):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        db.write(lambda c: c.execute("DELETE FROM pending_files WHERE name = :n",
+                                     {"n": name}), conn)
+
+
+def drain(conn: sqlite3.Connection | None = None) -> int:
+    """Count every pending pageview; returns how many were counted."""
+    conn = conn or db.get_db()
+    where = queue()
+    total = 0
+    for name, path in list(where.files()):
+        while True:
+            try:
+                done = store.write(lambda c, p=path, n=name: _count_file(c, p, n, BATCH), conn)
+            except Exception as exc:
+                if db.is_busy(exc):
+                    raise
+                done = _one_by_one(conn, path, name, BATCH)
+            total += done
+            if not done:
+                break
+        _tidy(conn, where, name, path)
+    return total
+
+
+def backlog(conn: sqlite3.Connection | None = None) -> int:
+    """Bytes of accepted pageviews not counted yet (0 when all are counted)."""
+    conn = conn or db.get_db()
+    return sum(max(0, spool.size(path) - _counted(conn, name))
+               for name, path in queue().files())
+
+
+class Drainer:
+    """Per process: counts pending rows after replies (throttled) and when idle."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.last = 0.0
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.pid = 0
+        self.stopping = threading.Event()
+        # Jobs the background thread also runs when idle (upkeep adds its schedule), each
+        # called with the app; they decide themselves how often to do work.
+        self.idle_jobs: list[Callable[[Flask], None]] = []
+
+    def soon(self) -> None:
+        """Called after a /count reply has gone out."""
+        if self.app.config["COUNT_IN_BACKGROUND"]:
+            self._ensure_thread()
+        if time.monotonic() - self.last >= DRAIN_EVERY:
+            self.run()
+
+    def run(self) -> None:
+        if not self.lock.acquire(blocking=False):
+            return
+        try:
+            self.last = time.monotonic()
+            with self.app.app_context():
+                drain()
+        except Exception:
+            # The rows stay pending and are counted on the next try.
+            log.exception("counting pending pageviews failed")
+        finally:
+            self.lock.release()
+
+    def _ensure_thread(self) -> None:
+        if self.thread is not None and self.pid == os.getpid():
+            return
+        self.pid = os.getpid()
+        self.thread = threading.Thread(target=self._idle_loop, name="goatcounter-pending",
+                                       daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        """End the background thread (for tests; workers just exit)."""
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
+    def _idle_loop(self) -> None:
+        while not self.stopping.wait(IDLE_CHECK):
+            if time.monotonic() - self.last >= IDLE_CHECK:
+                self.run()
+            for job in self.idle_jobs:
+                try:
+                    job(self.app)
+                except Exception:
+                    log.exception("background job failed")
+
+
+def retry_failed(conn: sqlite3.Connection) -> int:
+    """Queue the pageviews that were set aside again (after the cause was fixed) and
+    count them; returns how many were counted."""
+    rows = conn.execute("SELECT id, hit FROM failed_hits ORDER BY id").fetchall()
+    for row in rows:
+        queue().append(row["hit"].encode() + b"\n")
+    db.write(lambda c: c.executemany("DELETE FROM failed_hits WHERE id = ?",
+                                     [(r["id"],) for r in rows]), conn)
+    return drain(conn)
+
+
+# Reads that must see every accepted pageview.
+_READS = ("/api/v0/stats", "/api/v0/paths", "/api/v0/export")
+
+
+def _before_read() -> None:
+    if request.path.startswith(_READS):
+        conn = db.get_db()
+        if backlog(conn):
+            drain(conn)
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["goatcounter_spool"] = spool.Spool(app.config["DB_PATH"] + "-pending")
+    app.extensions["goatcounter_pending"] = Drainer(app)
+    app.before_request(_before_read)

@@ -1,0 +1,178 @@
+"""The pipeline in order: what a client sent in, a hit ready to store (or the reason it
+was refused) out. Every step is a function of its own module; this one only calls them."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from goatcounter.collect import (
+    COLLECT_LANGUAGE,
+    COLLECT_LOCATION,
+    COLLECT_LOCATION_REGION,
+    COLLECT_REFERRER,
+    COLLECT_SCREEN_SIZE,
+    COLLECT_SESSION,
+    COLLECT_USER_AGENT,
+)
+from goatcounter.counting.pipeline import bots, languages, locations, paths, referrers, useragents
+
+MAX_PATH = 2048
+MAX_TITLE = 1024
+MAX_REF = 2048
+MAX_USER_AGENT = 512
+# Clients' clocks are not exact: this much in the future is still fine.
+FUTURE_MARGIN = 5.0
+
+
+@dataclasses.dataclass(slots=True)
+class Incoming:
+    """One pageview as a client sent it (API hit object or /count parameters)."""
+
+    path: str = ""
+    title: str = ""
+    event: bool = False
+    ref: str = ""
+    query: str = ""
+    width: int = 0
+    bot: int = 0
+    user_agent: str = ""
+    location: str = ""
+    language: str = ""
+    ip: str = ""
+    session: str = ""
+    created_at: float | None = None
+
+
+@dataclasses.dataclass(slots=True)
+class Hit:
+    """A pageview ready to store."""
+
+    path: str
+    title: str
+    event: bool
+    ref: str
+    ref_scheme: str
+    campaign: str
+    width: int
+    bot: int
+    browser: tuple[str, str] | None
+    system: tuple[str, str] | None
+    location: str
+    language: str
+    user_agent: str
+    # What groups hits into a visit; None: no session, every hit is a first visit.
+    session_key: str | None
+    created_at: int
+    # Accepted, and its path is recorded, but it is not counted (e.g. /favicon.ico).
+    ignored: bool = False
+    # Accepted but dropped entirely (referrer spam).
+    dropped: bool = False
+    # Filled in by storage.
+    path_id: int = 0
+    ref_id: int = 1
+    browser_id: int | None = None
+    system_id: int | None = None
+    campaign_id: int | None = None
+    session: bytes | None = None
+    first_visit: bool = True
+
+
+def sane_text(text: str) -> str:
+    """Text that can be stored: invalid UTF-8 (lone surrogates) replaced."""
+    return text.encode("utf-8", "replace").decode("utf-8") if not valid_utf8(text) else text
+
+
+def valid_utf8(text: str) -> bool:
+    """Whether text can be written as UTF-8 (no lone surrogates from bad input)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def validate(path: str, title: str, ref: str, user_agent: str, created_at: float,
+             now: float) -> str | None:
+    """Upstream's validation message for a hit (`path: must be set, ...`), or None."""
+    errs: dict[str, list[str]] = {}
+
+    def add(field: str, msg: str) -> None:
+        errs.setdefault(field, []).append(msg)
+
+    if created_at > now + FUTURE_MARGIN:
+        add("created_at", "in the future")
+    for field, value, low, high in (("path", path, 1, MAX_PATH), ("title", title, 0, MAX_TITLE),
+                                    ("ref", ref, 0, MAX_REF),
+                                    ("user_agent_header", user_agent, 0, MAX_USER_AGENT)):
+        if field == "path" and not value:
+            add(field, "must be set")
+        if not valid_utf8(value):
+            add(field, "must be UTF-8")
+        if low and len(value) < low:
+            add(field, f"must be longer than {low} characters")
+        if len(value) > high:
+            add(field, f"must be shorter than {high} characters")
+    if not errs:
+        return None
+    parts = [f"{field}: {', '.join(msgs)}." for field, msgs in sorted(errs.items())]
+    return parts[0] if len(parts) == 1 else "".join(p + "\n" for p in parts)
+
+
+def process(raw: Incoming, settings: dict[str, Any], now: float,
+            session_key: str | None) -> Hit | str:
+    """Run every step for one hit under a site's settings. Returns the hit, or the
+    validation message when it can't be stored."""
+    collect = settings["collect"]
+    created = raw.created_at if raw.created_at is not None else now
+    event = raw.event
+    path = paths.clean_path(raw.path, event)
+
+    ref, query = raw.ref, sane_text(raw.query)
+    if not collect & COLLECT_REFERRER:
+        ref = query = ""
+    source, campaign = ("", "") if event else referrers.campaign(query)
+    if source or campaign:
+        ref_scheme = referrers.SCHEME_CAMPAIGN
+        ref = (source or ref).rstrip("/").strip()
+        if not ref:
+            ref_scheme = referrers.SCHEME_OTHER
+    else:
+        ref, ref_scheme = referrers.clean_referrer(ref)
+
+    error = validate(path, raw.title, ref, raw.user_agent, created, now)
+    if error:
+        return error
+
+    bot = raw.bot
+    found = bots.from_user_agent(raw.user_agent)
+    if found:
+        bot = found
+
+    location = sane_text(raw.location.strip()) if raw.location else ""
+    if not location and raw.ip:
+        location = locations.lookup_ip(raw.ip)
+    if not collect & COLLECT_LOCATION:
+        location = ""
+    location = locations.keep_region(
+        location, bool(collect & COLLECT_LOCATION_REGION),
+        [r.strip() for r in str(settings.get("collect_regions", "")).split(",") if r.strip()])
+
+    browser = system = None
+    if collect & COLLECT_USER_AGENT:
+        browser, system = useragents.parse(raw.user_agent)
+
+    if not collect & COLLECT_SESSION:
+        session_key = None
+
+    return Hit(
+        path=path, title=raw.title, event=event, ref=ref, ref_scheme=ref_scheme,
+        campaign=campaign, width=raw.width if collect & COLLECT_SCREEN_SIZE else 0,
+        bot=bot if bot > 0 else 0, browser=browser, system=system, location=location,
+        language=languages.iso3(raw.language) if collect & COLLECT_LANGUAGE
+        and raw.language else "",
+        user_agent=raw.user_agent, session_key=session_key,
+        # Half a second rounds up, as Go's Round does.
+        created_at=math.floor(created + 0.5), ignored=paths.ignored(path),
+        # Spam is judged on what was sent, even when referrers aren't collected.
+        dropped=referrers.is_spam(source or raw.ref))

@@ -1,0 +1,355 @@
+"""Exports: a site's hits written as a gzipped CSV file (GoatCounter's format version 2),
+the records the API shows for them, and how long their files are kept.
+
+An export is written while the request waits, then recorded, so a record always
+describes a complete file. Files live in one folder (EXPORT_PATH) and are deleted
+EXPORT_RETENTION_HOURS after they were finished; their records stay.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import itertools
+import os
+import re
+import sqlite3
+import time
+import zlib
+from collections.abc import Callable, Iterable
+from typing import Any, BinaryIO
+
+from flask import Flask, current_app
+
+from goatcounter import clock
+from goatcounter.errors import Gone
+from goatcounter.exports.csvformat import (
+    HEADER,
+    date_text,
+    name_version,
+    quote,
+    session_text,
+    size_text,
+)
+from goatcounter.storage import db
+
+FORMAT_CSV = "csv"
+FILE_PREFIX = "goatcounter-export-"
+# Rows fetched and written at a time: enough to keep the per-call overhead small, few
+# enough that memory stays flat however many hits a site has.
+BATCH = 5000
+# Go's default gzip level, which upstream writes with.
+GZIP_LEVEL = 6
+# Cells of paths, referrers, browsers and systems are formatted once and remembered;
+# past this many the memo starts over, so a site with millions of distinct paths
+# doesn't grow the export's memory.
+MEMO_LIMIT = 50_000
+
+_COLUMNS = ("id, site_id, format, start_from_hit_id, last_hit_id, path, created_at,"
+            " finished_at, num_rows, size, hash, error")
+
+
+@dataclasses.dataclass
+class Written:
+    """What writing an export file produced."""
+
+    rows: int
+    last_hit_id: int
+    size: int
+    sha256: str
+
+
+# Settings ----------------------------------------------------------------------------
+
+def export_dir() -> str:
+    """The folder of export files, made absolute and resolved."""
+    return os.path.realpath(current_app.config["EXPORT_PATH"])
+
+
+def retention_hours() -> int:
+    return int(current_app.config["EXPORT_RETENTION_HOURS"])
+
+
+def gone_message() -> str:
+    hours = retention_hours()
+    return (f"exports are kept for {hours} hour{'' if hours == 1 else 's'}; this export "
+            "file has been deleted")
+
+
+# Records -----------------------------------------------------------------------------
+
+def to_api(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
+    """The Export object (spec 11.1). `error` is only there when the export failed: a
+    successful reply never carries an `error` key (clients reject it even as null)."""
+    out = {
+        "id": row["id"],
+        "site_id": row["site_id"],
+        "format": row["format"],
+        "start_from_hit_id": row["start_from_hit_id"],
+        "last_hit_id": row["last_hit_id"],
+        "path": row["path"],
+        "created_at": row["created_at"],
+        "finished_at": row["finished_at"],
+        "num_rows": row["num_rows"],
+        "size": row["size"],
+        "hash": row["hash"],
+    }
+    if row["error"] is not None:
+        out["error"] = row["error"]
+    return out
+
+
+def get(conn: sqlite3.Connection, site_id: int, export_id: int) -> sqlite3.Row | None:
+    """The export `export_id` of this site; None for another site's or a missing one."""
+    return conn.execute(f"SELECT {_COLUMNS} FROM exports WHERE id = :id AND site_id = :site",
+                        {"id": export_id, "site": site_id}).fetchone()
+
+
+def size_mib(size: int) -> str:
+    """The size as upstream reports it: MiB with one decimal, never "0.0"."""
+    text = f"{size / 1024 / 1024:.1f}"
+    return "0.1" if text == "0.0" else text
+
+
+def create(conn: sqlite3.Connection, site: dict[str, Any], start_from_hit_id: int) -> sqlite3.Row:
+    """Write the CSV export of the site's hits after `start_from_hit_id` and record it.
+    Returns the finished record. On failure the partial file is removed and nothing is
+    recorded."""
+    purge(conn)
+    created = int(clock.now())
+    path, fd = _reserve(conn, export_dir(), site["code"], created, start_from_hit_id)
+    try:
+        with os.fdopen(fd, "wb") as fp:
+            written = write_csv(conn, site["id"], start_from_hit_id, fp)
+            fp.flush()
+            # The reply says the file is complete; make it so on disk too.
+            os.fsync(fp.fileno())
+    except BaseException:
+        _unlink(path)
+        raise
+    record = {
+        "site": site["id"], "format": FORMAT_CSV, "start": start_from_hit_id,
+        "last": written.last_hit_id, "path": path, "created": clock.rfc3339(created),
+        "finished": clock.rfc3339(int(clock.now())), "rows": written.rows,
+        "size": size_mib(written.size), "hash": "sha256-" + written.sha256,
+    }
+    try:
+        return db.write(lambda c: c.execute(
+            "INSERT INTO exports (site_id, format, start_from_hit_id, last_hit_id, path,"
+            " created_at, finished_at, num_rows, size, hash) VALUES (:site, :format, :start,"
+            f" :last, :path, :created, :finished, :rows, :size, :hash) RETURNING {_COLUMNS}",
+            record).fetchone(), conn)
+    except BaseException:
+        _unlink(path)
+        raise
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def file_name(code: str, created: int, start_from_hit_id: int, n: int = 1) -> str:
+    """`goatcounter-export-<site code>-<YYYYMMDDTHHMMSSZ>-<start>.csv.gz`, as upstream;
+    the n-th export with the same name gets `-<n>` before the extension."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(created))
+    suffix = f"-{n}" if n > 1 else ""
+    return f"{FILE_PREFIX}{_UNSAFE.sub('_', code)}-{stamp}-{start_from_hit_id}{suffix}.csv.gz"
+
+
+def _reserve(conn: sqlite3.Connection, directory: str, code: str, created: int,
+             start_from_hit_id: int) -> tuple[str, int]:
+    """A new file for an export, created exclusively (two workers can't both get one
+    name), and never the name of an earlier export whose file was purged."""
+    os.makedirs(directory, exist_ok=True)
+    for n in itertools.count(1):
+        path = os.path.join(directory, file_name(code, created, start_from_hit_id, n))
+        if conn.execute("SELECT 1 FROM exports WHERE path = :path", {"path": path}).fetchone():
+            continue
+        try:
+            return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+# Writing the CSV ---------------------------------------------------------------------
+
+class _Memo(dict):
+    """Formatted cells by key, made on first use by `make`."""
+
+    def __init__(self, make: Callable[[Any], str]) -> None:
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, key: Any) -> str:
+        if len(self) >= MEMO_LIMIT:
+            self.clear()
+        value = self[key] = self._make(key)
+        return value
+
+
+def _path_cells(conn: sqlite3.Connection) -> _Memo:
+    # The path's title, not the hit's: a path keeps the first title it was seen with.
+    def make(path_id: int) -> str:
+        row = conn.execute("SELECT path, title, event FROM paths WHERE id = :id",
+                           {"id": path_id}).fetchone()
+        if row is None:
+            return ",,0"
+        return f"{quote(row[0])},{quote(row[1])},{1 if row[2] else 0}"
+    return _Memo(make)
+
+
+def _ref_cells(conn: sqlite3.Connection) -> _Memo:
+    def make(ref_id: int) -> str:
+        row = conn.execute("SELECT ref, ref_scheme FROM refs WHERE id = :id",
+                           {"id": ref_id}).fetchone()
+        return f"{quote(row[0])},{quote(row[1])}" if row else ","
+    return _Memo(make)
+
+
+def _name_cells(conn: sqlite3.Connection, table: str) -> _Memo:
+    # `table` is browsers or systems, a fixed name. A hit without a row has an empty
+    # cell; a row with empty name and version is a lone space.
+    def make(row_id: int | None) -> str:
+        if row_id is None:
+            return ""
+        row = conn.execute(f"SELECT name, version FROM {table} WHERE id = :id",
+                           {"id": row_id}).fetchone()
+        return quote(name_version(row[0], row[1])) if row else ""
+    return _Memo(make)
+
+
+class _Gzip:
+    """A gzip stream written to `fp`, counting the size and SHA-256 of what it writes."""
+
+    def __init__(self, fp: BinaryIO) -> None:
+        self.fp = fp
+        self.size = 0
+        self.hash = hashlib.sha256()
+        # wbits 31: a gzip header and trailer around the deflate data.
+        self._zip = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+
+    def write(self, data: bytes) -> None:
+        self._out(self._zip.compress(data))
+
+    def close(self) -> None:
+        self._out(self._zip.flush())
+
+    def _out(self, data: bytes) -> None:
+        if data:
+            self.fp.write(data)
+            self.hash.update(data)
+            self.size += len(data)
+
+
+_SELECT_HITS = (
+    "SELECT id, path_id, ref_id, browser_id, system_id, session, width, location,"
+    " first_visit, created_at FROM hits WHERE site_id = :site AND id > :after ORDER BY id")
+
+
+def write_csv(conn: sqlite3.Connection, site_id: int, start_from_hit_id: int,
+              fp: BinaryIO) -> Written:
+    """Write the gzipped CSV of the site's hits with an id above `start_from_hit_id`,
+    in id order, to `fp`. One read transaction: the file is one consistent snapshot."""
+    out = _Gzip(fp)
+    out.write(HEADER.encode())
+    rows = 0
+    last = start_from_hit_id
+    with db.read(conn):
+        format_rows = _row_formatter(conn)
+        cursor = conn.execute(_SELECT_HITS, {"site": site_id, "after": start_from_hit_id})
+        while batch := cursor.fetchmany(BATCH):
+            out.write(format_rows(batch).encode())
+            rows += len(batch)
+            last = batch[-1][0]
+    out.close()
+    return Written(rows=rows, last_hit_id=last, size=out.size, sha256=out.hash.hexdigest())
+
+
+def _row_formatter(conn: sqlite3.Connection) -> Callable[[Iterable[tuple]], str]:
+    """A function from hit rows (as _SELECT_HITS) to their CSV text. UserAgent is always
+    empty and Bot always 0: bots are never stored as hits, and neither are user agents."""
+    paths, refs = _path_cells(conn), _ref_cells(conn)
+    browsers, systems = _name_cells(conn, "browsers"), _name_cells(conn, "systems")
+    places, sizes = _Memo(quote), _Memo(lambda w: quote(size_text(w)))
+
+    def format_rows(batch: Iterable[tuple]) -> str:
+        return "".join([
+            f"{paths[p]},,{browsers[b]},{systems[s]},{session_text(session)},0,{refs[r]},"
+            f"{sizes[w]},{places[loc]},{1 if first else 0},{date_text(at)}\n"
+            for _, p, r, b, s, session, w, loc, first, at in batch])
+    return format_rows
+
+
+# Retention ---------------------------------------------------------------------------
+
+def expired(row: sqlite3.Row | dict[str, Any], now: float | None = None) -> bool:
+    """Whether an export's file is past its retention."""
+    finished = row["finished_at"] or row["created_at"]
+    age = (clock.now() if now is None else now) - clock.parse_rfc3339(finished).timestamp()
+    return age > retention_hours() * 3600
+
+
+def file_for_download(row: sqlite3.Row) -> str:
+    """The file of a finished export, if it is still kept. Raises Gone (410) for a file
+    past its retention (deleting it if it is still there) or one that isn't there."""
+    directory = export_dir()
+    path = os.path.realpath(row["path"])
+    # A record never leads outside the exports folder, whatever its path says.
+    inside = os.path.commonpath([directory, path]) == directory and path != directory
+    if expired(row):
+        if inside:
+            _unlink(path)
+        raise Gone(gone_message())
+    if not inside or not os.path.isfile(path):
+        raise Gone(gone_message())
+    return path
+
+
+def purge(conn_or_app: sqlite3.Connection | Flask | None = None) -> int:
+    """Delete the export files past EXPORT_RETENTION_HOURS; returns how many went.
+
+    Files with a record age from the record's finish time (the server's clock); files
+    without one (being written right now, or left by an export that died midway) from
+    their modification time.
+    With an app, runs in its own app context (for a periodic job); with a connection
+    or nothing, in the current one.
+    """
+    if isinstance(conn_or_app, Flask):
+        with conn_or_app.app_context():
+            return purge(db.get_db())
+    conn = conn_or_app or db.get_db()
+    directory = export_dir()
+    try:
+        files = [e for e in os.scandir(directory)
+                 if e.name.startswith(FILE_PREFIX) and e.is_file(follow_symlinks=False)]
+    except FileNotFoundError:
+        return 0
+    now = clock.now()
+    limit = retention_hours() * 3600
+    records = _records_by_path(conn, [e.path for e in files])
+    removed = 0
+    for entry in files:
+        row = records.get(entry.path)
+        old = expired(row, now) if row is not None \
+            else now - entry.stat(follow_symlinks=False).st_mtime > limit
+        if old:
+            _unlink(entry.path)
+            removed += 1
+    return removed
+
+
+def _records_by_path(conn: sqlite3.Connection, paths: list[str]) -> dict[str, sqlite3.Row]:
+    """The newest record of each path."""
+    out: dict[str, sqlite3.Row] = {}
+    for start in range(0, len(paths), 500):
+        chunk = paths[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in conn.execute(f"SELECT path, created_at, finished_at FROM exports"
+                                f" WHERE path IN ({marks}) ORDER BY id", chunk):
+            out[row["path"]] = row
+    return out

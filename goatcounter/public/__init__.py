@@ -1,0 +1,1 @@
+"""What visitors' browsers reach without signing in: the /count pixel and count.js."""

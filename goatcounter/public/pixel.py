@@ -1,0 +1,205 @@
+"""GET|POST /count: the pixel that count.js (or an <img>) requests for each pageview.
+
+It is the busiest endpoint by far, so it is answered by a small WSGI layer in front of
+Flask instead of a view: a Flask request, with every hook the API needs, costs more
+than the pageview itself. What it decides is in `decide`, a plain function; the layer
+only reads the request and writes the reply. Every reply is the same 1x1 GIF (errors
+before a site is known are JSON, as on the API).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple
+
+from flask import Flask
+from werkzeug.datastructures import EnvironHeaders
+from werkzeug.wsgi import ClosingIterator
+
+from goatcounter import clock
+from goatcounter.accounts import sites
+from goatcounter.counting import pending, sessions
+from goatcounter.counting.pipeline import bots, languages, sizes, urls
+from goatcounter.counting.pipeline.process import Hit, Incoming, process
+from goatcounter.errors import APIError
+from goatcounter.storage import db
+from goatcounter.web import error_replies, ratelimit
+
+GIF = bytes.fromhex("47494638396101000100800100000000ffffff21f90401"
+                    "0a0001002c00000000010001000002024c01003b")
+GIF_HEADERS = {
+    "Content-Type": "image/gif",
+    "Access-Control-Allow-Origin": "*",
+    "Cross-Origin-Resource-Policy": "cross-origin",
+    "Connection": "close",
+    "Cache-Control": "no-store,no-cache",
+    "Strict-Transport-Security": "max-age=7776000",
+    "X-Frame-Options": "deny",
+    "X-Content-Type-Options": "nosniff",
+}
+_STATUS = {200: "200 OK", 202: "202 Accepted", 400: "400 Bad Request",
+           405: "405 Method Not Allowed", 429: "429 Too Many Requests",
+           500: "500 Internal Server Error", 503: "503 Service Unavailable"}
+log = logging.getLogger(__name__)
+
+
+class Reply(NamedTuple):
+    """What to answer: a status, an explanation (X-Goatcounter) and the hit to keep."""
+
+    status: int
+    explain: str | None = None
+    hit: Hit | None = None
+
+
+class _Decode(ValueError):
+    pass
+
+
+def _bool(value: str, name: str) -> bool:
+    low = value.strip().lower()
+    if low in ("true", "1", "on", "t", "yes"):
+        return True
+    if low in ("false", "0", "off", "f", "no", ""):
+        return False
+    raise _Decode(f"{name}: invalid boolean {value!r}")
+
+
+def _int(value: str, name: str) -> int:
+    try:
+        num = int(value.strip() or "0")
+    except ValueError as exc:
+        raise _Decode(f"{name}: not a number: {value!r}") from exc
+    # Go's int is 64 bits: anything larger is a decoding error upstream too.
+    if not -(2**63) <= num < 2**63:
+        raise _Decode(f"{name}: value out of range: {value!r}")
+    return num
+
+
+def parse_args(query: bytes) -> dict[str, str]:
+    """The parameters of a query string; the first value of a name wins (as Go's Get).
+    Invalid UTF-8 is kept visible, so that validation can refuse it."""
+    out: dict[str, str] = {}
+    raw = query.decode("utf-8", "surrogateescape")
+    for k, v in urls.parse_query(raw, errors="surrogateescape"):
+        out.setdefault(k, v)
+    return out
+
+
+def decide(args: Mapping[str, str], headers: Mapping[str, str], ip: str,
+           site: dict[str, Any], uri_length: int, session_key: Callable[[str], str],
+           now: float) -> Reply:
+    """Upstream's checks, in upstream's order, for one pageview of `site`."""
+    if bots.is_prefetch(headers):
+        return Reply(200)
+    settings = site["settings"]
+    if ip in sites.ignored_ips(settings):
+        return Reply(202, f'ignored because "{ip}" is in the IP ignore list')
+    try:
+        event = _bool(args.get("e", ""), "e")
+        no_session = _bool(args.get("ns", ""), "ns")
+        bot = _int(args.get("b", ""), "b")
+        width = sizes.width(args.get("s", ""))
+    except (_Decode, sizes.SizeError) as exc:
+        return Reply(400, f"error decoding parameters: {exc}")
+    if 0 < bot < 150:
+        return Reply(400, f"wrong value: b={bot}")
+    path = args.get("p", "")
+    if len(path.encode("utf-8", "surrogateescape")) > 2048:
+        return Reply(400, f"ignored because path is longer than 2048 bytes ({uri_length} bytes)")
+    ua = headers.get("User-Agent", "")
+    bot = bots.from_request(ua) or bot
+    hit = Incoming(path=path, title=args.get("t", ""), event=event, ref=args.get("r", ""),
+                   query=args.get("q", ""), width=width, bot=bot, user_agent=ua, ip=ip,
+                   language=languages.from_accept_language(headers.get("Accept-Language", "")))
+    result = process(hit, settings, now, None if no_session else session_key(f"u:{ua}-{ip}"))
+    if isinstance(result, str):
+        return Reply(400, "not valid: " + result.replace("\n", " ").strip())
+    return Reply(200, None, None if result.dropped else result)
+
+
+def _gif(status: int, explain: str | None, extra: dict[str, str]) -> tuple[str, list, bytes]:
+    headers = list(GIF_HEADERS.items()) + list(extra.items())
+    if explain:
+        headers.append(("X-Goatcounter", explain.encode("utf-8", "replace").decode("latin-1")))
+    return _STATUS[status], headers, GIF
+
+
+def _json(status: int, body: dict[str, Any], extra: dict[str, str]) -> tuple[str, list, bytes]:
+    data = (json.dumps(body, indent=2, ensure_ascii=False) + "\n").encode()
+    headers = [("Content-Type", "application/json; charset=utf-8"), *extra.items()]
+    return _STATUS.get(status, f"{status} Error"), headers, data
+
+
+class PixelEndpoint:
+    """WSGI layer: /count here, everything else on to Flask."""
+
+    def __init__(self, app: Flask, wrapped: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+        self.wrapped = wrapped
+        self.secret = app.config["SECRET_KEY"]
+
+    def __call__(self, environ: dict[str, Any],
+                 start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != "/count":
+            return self.wrapped(environ, start_response)
+        keep: list[tuple[int, Hit]] = []
+        try:
+            if environ.get("REQUEST_METHOD") in ("GET", "POST"):
+                status, headers, body = self._handle(environ, keep)
+            else:
+                status, headers, body = _json(405, {"error": "method not allowed"},
+                                              {"Allow": "GET, POST"})
+        except Exception as exc:  # the reply must still be JSON, and the cause logged
+            status, headers, body = self._crash(environ, exc)
+        headers.append(("Content-Length", str(len(body))))
+        start_response(status, headers)
+        if keep:
+            return ClosingIterator([body], self.app.extensions["goatcounter_pending"].soon)
+        return [body]
+
+    def _handle(self, environ: dict[str, Any],
+                keep: list[tuple[int, Hit]]) -> tuple[str, list, bytes]:
+        pool = self.app.extensions["goatcounter_db"]
+        conn = pool.get()
+        try:
+            headers = EnvironHeaders(environ)
+            host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
+            try:
+                site = self.app.extensions["goatcounter_hosts"].get(conn, host)
+            except APIError as exc:
+                return _json(exc.status, exc.body(), {})
+            ip = environ.get("REMOTE_ADDR", "")
+            limited = ratelimit.check_count(self.app, ip, headers.get("User-Agent", ""))
+            extra = limited.headers if limited else {}
+            if limited and not limited.allowed:
+                return _json(429, {"error": limited.message}, extra)
+            query = environ.get("QUERY_STRING", "").encode("latin-1")
+            uri = len(environ.get("PATH_INFO", "").encode("latin-1")) + 1 + len(query)
+            reply = decide(parse_args(query), headers, ip, site, uri,
+                           lambda key: sessions.client_key(self.secret, key), clock.now())
+            if reply.hit is not None:
+                pending.add(site["id"], reply.hit, self.app.extensions["goatcounter_spool"])
+                keep.append((site["id"], reply.hit))
+            return _gif(reply.status, reply.explain, extra)
+        finally:
+            pool.put(conn)
+
+    def _crash(self, environ: dict[str, Any], exc: Exception) -> tuple[str, list, bytes]:
+        if db.is_busy(exc):
+            log.warning("database busy on %s /count: %s", environ.get("REQUEST_METHOD"), exc)
+            body, headers = error_replies.busy_body()
+            return _json(503, body, headers)
+        detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        code = error_replies.error_code(f"{type(exc).__name__}: {exc}")
+        log.error("unexpected error %s on %s /count\n%s", code, environ.get("REQUEST_METHOD"),
+                  detail)
+        return _json(500, {"error": f"unexpected error code ‘{code}’; this has been "
+                                    "reported for investigation"}, {})
+
+
+def init_app(app: Flask) -> None:
+    """Put the pixel in front of the app."""
+    app.extensions.setdefault("goatcounter_hosts", sites.HostCache())
+    app.wsgi_app = PixelEndpoint(app, app.wsgi_app)  # type: ignore[method-assign]

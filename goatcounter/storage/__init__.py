@@ -1,0 +1,2 @@
+"""Storage: the database connections, transactions and migrations. It imports nothing of
+ours above the core modules."""

@@ -1,1 +1,0 @@
-"""Blueprints: one module per API area. Views parse, call the model, and render."""

@@ -1,0 +1,312 @@
+"""Rate limits: Flask-Limiter with named buckets chosen by path, keyed per API key, and
+counters that every gunicorn worker shares.
+
+The default storage is a small SQLite file beside the database, so a limit holds for
+the whole server without running another service; `redis://` works too.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import sqlite3
+import threading
+from typing import Any, NamedTuple
+
+from flask import Flask, Response, current_app, g, request
+from flask_limiter import ApplicationLimit, Limiter, RateLimitExceeded
+from limits import RateLimitItem
+from limits import parse as parse_limit
+from limits.storage import Storage
+
+from goatcounter import clock, server_config
+from goatcounter.responses import json_response
+
+# The buckets, as upstream names them, and the paths they cover.
+NAMES = ("api", "api-count", "export", "count")
+
+
+def parse(text: str) -> dict[str, tuple[int, int] | None]:
+    """`name:requests/seconds,...` (or `name:none`) as {name: (requests, seconds)}."""
+    out: dict[str, tuple[int, int] | None] = {}
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, value = part.partition(":")
+        name, value = name.strip(), value.strip().lower()
+        if not sep or name not in NAMES:
+            raise ValueError(f"rate limit {part!r}: want name:requests/seconds with a name "
+                             f"of {', '.join(NAMES)}")
+        if value == "none":
+            out[name] = None
+            continue
+        amount, _, seconds = value.partition("/")
+        try:
+            pair = (int(amount), int(seconds))
+        except ValueError as exc:
+            raise ValueError(f"rate limit {part!r}: want requests/seconds, e.g. 60/120") from exc
+        if pair[0] < 1 or pair[1] < 1:
+            raise ValueError(f"rate limit {part!r}: both numbers must be 1 or more")
+        out[name] = pair
+    return out
+
+
+def bucket(path: str) -> str | None:
+    """The bucket of a request, chosen by path alone (before routing and auth), as
+    upstream does."""
+    if path == "/api/v0/count":
+        return "api-count"
+    if path == "/api/v0/export":
+        return "export"
+    if path.startswith("/api/"):
+        return "api"
+    if path == "/count":
+        return "count"
+    return None
+
+
+def _client_ip() -> str:
+    return request.remote_addr or ""
+
+
+def key() -> str:
+    """Whom a request is counted against: its API key, else its IP address; the public
+    /count endpoint goes by IP and User-Agent, as upstream."""
+    if g.get("ratelimit_bucket") == "count":
+        return "ip:" + _client_ip() + "|" + request.headers.get("User-Agent", "")
+    header = request.headers.get("Authorization", "").split()
+    if len(header) == 2 and header[1]:
+        # A hash, so that no token sits in the counter storage.
+        return "key:" + hashlib.sha256(header[1].encode("utf-8", "replace")).hexdigest()[:32]
+    return "ip:" + _client_ip()
+
+
+class SQLiteStorage(Storage):
+    """Fixed-window counters in a SQLite file: one atomic upsert per request, so that
+    every process of the server counts against the same numbers."""
+
+    STORAGE_SCHEME = ["sqlite"]  # noqa: RUF012 (read by the limits registry)
+
+    def __init__(self, uri: str, wrap_exceptions: bool = False, **options: Any) -> None:
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        self.path = uri.removeprefix("sqlite://")
+        self._local = threading.local()
+        self._conn().execute(
+            "CREATE TABLE IF NOT EXISTS ratelimits (key TEXT PRIMARY KEY, count INTEGER NOT NULL,"
+            " expires REAL NOT NULL) WITHOUT ROWID")
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return sqlite3.Error
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=15,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 15000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            # Counters are not worth an fsync: after a power cut they start over.
+            conn.execute("PRAGMA synchronous = OFF")
+            self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        now = clock.now()
+        count, expires = self._conn().execute(
+            "INSERT INTO ratelimits (key, count, expires) VALUES (:key, :amount, :exp)"
+            " ON CONFLICT (key) DO UPDATE SET"
+            "  count = CASE WHEN expires <= :now THEN :amount ELSE count + :amount END,"
+            "  expires = CASE WHEN expires <= :now THEN :exp ELSE expires END"
+            " RETURNING count, expires",
+            {"key": key, "amount": amount, "exp": now + expiry, "now": now}).fetchone()
+        # The headers of this same request read these back; no need to ask again.
+        self._local.last = (key, count, expires)
+        return int(count)
+
+    def _row(self, key: str) -> tuple[int, float]:
+        last = getattr(self._local, "last", None)
+        if last and last[0] == key:
+            return last[1], last[2]
+        row = self._conn().execute("SELECT count, expires FROM ratelimits WHERE key = :key",
+                                   {"key": key}).fetchone()
+        if row is None or row[1] <= clock.now():
+            return 0, clock.now()
+        return int(row[0]), float(row[1])
+
+    def get(self, key: str) -> int:
+        return self._row(key)[0]
+
+    def get_expiry(self, key: str) -> float:
+        return self._row(key)[1]
+
+    def check(self) -> bool:
+        try:
+            self._conn().execute("SELECT 1")
+        except sqlite3.Error:
+            return False
+        return True
+
+    def reset(self) -> int | None:
+        return self._conn().execute("DELETE FROM ratelimits").rowcount
+
+    def clear(self, key: str) -> None:
+        self._conn().execute("DELETE FROM ratelimits WHERE key = :key", {"key": key})
+        self._local.last = None
+
+    def forget_request(self) -> None:
+        """Drop the value cached for the headers of the previous request."""
+        self._local.last = None
+
+    def purge(self) -> int:
+        """Delete expired counters."""
+        return self._conn().execute("DELETE FROM ratelimits WHERE expires <= :now",
+                                    {"now": clock.now()}).rowcount
+
+
+def go_duration(seconds: float) -> str:
+    """A duration the way Go prints one (`734.2ms`, `59m58.1s`), as upstream's 429 says."""
+    if seconds <= 0:
+        return "0s"
+    if seconds < 1:
+        return f"{seconds * 1000:.6f}".rstrip("0").rstrip(".") + "ms"
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{secs:.6f}".rstrip("0").rstrip(".") + "s"
+    if minutes or hours:
+        text = f"{int(minutes)}m" + text
+    if hours:
+        text = f"{int(hours)}h" + text
+    return text
+
+
+def _seconds_left(reset_time: float) -> int:
+    return max(0, round(reset_time - clock.now()))
+
+
+def get_limiter() -> Limiter:
+    """The limiter of the current app."""
+    return current_app.extensions["goatcounter_limiter"]
+
+
+def _set_headers(response: Response) -> Response:
+    current = get_limiter().current_limit
+    if current is None:
+        return response
+    reset_time, remaining = current.window
+    response.headers["X-Rate-Limit-Limit"] = str(current.limit.amount)
+    response.headers["X-Rate-Limit-Remaining"] = str(0 if current.breached else remaining)
+    response.headers["X-Rate-Limit-Reset"] = str(_seconds_left(reset_time))
+    if response.status_code == 429:
+        response.headers["Retry-After"] = response.headers["X-Rate-Limit-Reset"]
+    return response
+
+
+def _too_many(exc: RateLimitExceeded) -> Response:
+    current = get_limiter().current_limit
+    wait = current.window[0] - clock.now() if current else 0.0
+    return json_response({"error": f"rate limited exceeded; try again in {go_duration(wait)}"},
+                         429)
+
+
+def _choose_bucket() -> None:
+    g.ratelimit_bucket = bucket(request.path)
+    storage = get_limiter().storage
+    if isinstance(storage, SQLiteStorage):
+        storage.forget_request()
+
+
+class Verdict(NamedTuple):
+    """The outcome of a limit checked outside Flask-Limiter's hook."""
+
+    allowed: bool
+    headers: dict[str, str]
+    message: str
+
+
+LOOPBACK = ("127.0.0.1", "::1")
+
+
+@functools.lru_cache(maxsize=16)
+def _item(amount: int, seconds: int) -> RateLimitItem:
+    return parse_limit(f"{amount} per {seconds} seconds")
+
+
+def check_count(app: Flask, ip: str, user_agent: str) -> Verdict | None:
+    """The `count` bucket for the pixel endpoint, which is served before Flask: the same
+    limiter, storage and headers, keyed by IP and User-Agent. None when no limit applies
+    (turned off, or the machine itself, as upstream)."""
+    pair = app.extensions["goatcounter_limits"].get("count")
+    if pair is None or ip in LOOPBACK:
+        return None
+    strategy = app.extensions["goatcounter_limiter"].limiter
+    item = _item(*pair)
+    ident = ("gc", "ip:" + ip + "|" + user_agent, "count")
+    allowed = strategy.hit(item, *ident)
+    reset_time, remaining = strategy.get_window_stats(item, *ident)
+    seconds = str(_seconds_left(reset_time))
+    headers = {"X-Rate-Limit-Limit": str(item.amount),
+               "X-Rate-Limit-Remaining": str(remaining if allowed else 0),
+               "X-Rate-Limit-Reset": seconds}
+    if not allowed:
+        headers["Retry-After"] = seconds
+    wait = go_duration(reset_time - clock.now())
+    return Verdict(allowed, headers, f"rate limited exceeded; try again in {wait}")
+
+
+def _unlimited() -> bool:
+    """Requests no bucket applies to skip the limiter's work altogether: it is measurable
+    on the pixel endpoint."""
+    name = g.get("ratelimit_bucket")
+    if name is None or current_app.extensions["goatcounter_limits"].get(name) is None:
+        return True
+    # As upstream: the public counter doesn't limit the machine itself.
+    return name == "count" and request.remote_addr in LOOPBACK
+
+
+def _make_limit(name: str, amount: int, seconds: int) -> ApplicationLimit:
+    return ApplicationLimit(limit_provider=f"{amount} per {seconds} seconds", scope=name,
+                            exempt_when=lambda: g.get("ratelimit_bucket") != name)
+
+
+def storage_uri(app: Flask) -> str:
+    """The limits storage URI for the configured RATELIMIT_STORAGE."""
+    setting = app.config["RATELIMIT_STORAGE"]
+    if setting == "sqlite":
+        base, _ = os.path.splitext(app.config["DB_PATH"])
+        return "sqlite://" + base + "-ratelimit.sqlite3"
+    if setting == "memory":
+        return "memory://"
+    return setting
+
+
+def init_app(app: Flask) -> None:
+    """Create the app's limiter with the buckets of the RATELIMIT setting.
+
+    One limiter per app (not one per module), because its storage and limits come
+    from the app's settings.
+    """
+    try:
+        limits = parse(server_config.DEFAULTS["RATELIMIT"])
+        limits.update(parse(app.config["RATELIMIT"]))
+    except ValueError as exc:
+        raise SystemExit(f"GOATCOUNTER_RATELIMIT: {exc}") from exc
+    app.before_request(_choose_bucket)
+    limiter = Limiter(
+        key_func=key, headers_enabled=False, strategy="fixed-window", key_prefix="gc",
+        # Unrouted requests (404s) count too: the bucket comes from the path alone.
+        request_identifier=lambda: request.endpoint or "unrouted",
+        storage_uri=storage_uri(app),
+        application_limits=[_make_limit(name, *pair)
+                            for name, pair in limits.items() if pair is not None])
+    limiter.init_app(app)
+    # Flask-Limiter's own hook does measurable work on every request, bucket or not; run
+    # it only for requests that a limit can apply to.
+    hooks = app.before_request_funcs[None]
+    check = next(f for f in hooks if getattr(f, "__self__", None) is limiter)
+    hooks[hooks.index(check)] = lambda: None if _unlimited() else check()
+    app.extensions["goatcounter_limiter"] = limiter
+    app.extensions["goatcounter_limits"] = limits
+    app.after_request(_set_headers)
+    app.register_error_handler(RateLimitExceeded, _too_many)
