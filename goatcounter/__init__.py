@@ -37,7 +37,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from goatcounter.api import sites as sites_views
     from goatcounter.api import stats as stats_views
     from goatcounter.counting import pending
-    from goatcounter.public import countjs, pixel
+    from goatcounter.public import counter, countjs, pixel
     from goatcounter.storage import db
     from goatcounter.web import error_replies, proxies, ratelimit
 
@@ -54,6 +54,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(sites_views.bp)
     app.register_blueprint(stats_views.bp)
     app.register_blueprint(countjs.bp)
+    counter.init_app(app)
 
     pixel.init_app(app)
     networks = proxies.parse(app.config["TRUSTED_PROXIES"])

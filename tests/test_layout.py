@@ -13,6 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "goatcounter"
 # The factory (goatcounter/__init__.py) and the command line sit on top.
 FLOORS: list[tuple[str, ...]] = [
     ("goatcounter.clock", "goatcounter.collect", "goatcounter.decoding", "goatcounter.encoding",
+     "goatcounter.formatting",
      "goatcounter.errors", "goatcounter.responses", "goatcounter.server_config",
      "goatcounter.validation"),
     ("goatcounter.storage",),
