@@ -63,6 +63,7 @@ REQUIRED: dict[tuple[str, str], int | None] = {
     ("stats.stats_detail", "GET"): tokens.PERM_STATS,
     ("stats.api_description", "GET"): PUBLIC,
     ("countjs.count_js", "GET"): PUBLIC,
+    ("counter.visitor_counter", "GET"): PUBLIC,
 }
 # Methods every route answers without a token by design: CORS preflights, and HEAD,
 # which the API refuses with a 405 as upstream does.
@@ -93,6 +94,9 @@ def world(app) -> dict[str, Any]:
     export = api.post("/api/v0/export", {})
     assert export.status_code == 202
     path_id = query(app, "SELECT id FROM paths")[0][0]
+    # The visitor counter is public once the site allows it.
+    assert api.patch(f"/api/v0/sites/{site['id']}",
+                     {"settings": {"allow_counter": True}}).status_code == 200
     return {"site": site, "token": token, "export_id": export.get_json()["id"],
             "path_id": path_id}
 
@@ -109,7 +113,8 @@ def token_with(app: Flask, site: dict[str, Any], perms: int) -> str:
 
 def url_args(rule: Any, world: dict[str, Any]) -> dict[str, Any]:
     values = {"export_id": world["export_id"], "site_id": world["site"]["id"],
-              "path_id": world["path_id"], "page": "browsers", "ident": "Firefox"}
+              "path_id": world["path_id"], "page": "browsers", "ident": "Firefox",
+              "rest": "//page.json"}
     missing = set(rule.arguments) - values.keys()
     assert not missing, f"add a value for {missing} of {rule.rule} to url_args"
     return {name: values[name] for name in rule.arguments}
@@ -121,8 +126,9 @@ def request_body(endpoint: str, method: str, world: dict[str, Any], n: int) -> A
     if endpoint == "sites.create_site":
         return {"cname": f"child{n}.example.com"}
     if (endpoint, method) == ("sites.update_site", "POST"):
-        # POST replaces the site: keep the name the requests find it by.
-        return {"cname": world["site"]["cname"]}
+        # POST replaces the site: keep the name the requests find it by, and the
+        # visitor counter on.
+        return {"cname": world["site"]["cname"], "settings": {"allow_counter": True}}
     return {}
 
 
