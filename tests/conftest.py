@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,63 @@ from goatcounter.storage import db
 
 # The browser harness: Chromium through Playwright, live servers, screenshots.
 pytest_plugins = ["tests.browser"]
+
+
+# In CI a skipped test is a failed one ------------------------------------------------
+#
+# Tests skip where a tool they drive is missing (chromium, nginx, systemd-analyze, curl,
+# jq). On a developer's machine that is a convenience; in CI it would be a green run that
+# tested less, so there (CI=true or CI=1) every skip fails the run, naming the test and
+# why it skipped. .ci/run installs what these tests need.
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+# Module-level skips, which stay skips in the report.
+CI_SKIPPED_MODULES: list[tuple[str, str]] = []
+
+
+def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def _ci_message(reason: str) -> str:
+    return (f"skipped: {reason}. With CI={os.environ.get('CI')} a skip fails the run; "
+            ".ci/run installs what the tests need")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    report = yield
+    if in_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        # Reported as a failure (or an error, when the skip came from a fixture or a
+        # skipif mark, i.e. during setup) with the skip's reason.
+        report.outcome = "failed"
+        report.longrepr = _ci_message(_skip_reason(report))
+    return report
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    # A whole module skipped when imported (pytest.skip(allow_module_level=True), or
+    # importorskip at its top) has no test reports to turn into failures.
+    if in_ci() and report.skipped:
+        CI_SKIPPED_MODULES.append((report.nodeid, _skip_reason(report)))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if CI_SKIPPED_MODULES and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if CI_SKIPPED_MODULES:
+        terminalreporter.section("skipped modules fail in CI", sep="=", red=True, bold=True)
+        for nodeid, reason in CI_SKIPPED_MODULES:
+            terminalreporter.line(f"{nodeid}: {_ci_message(reason)}", red=True)
 
 
 @pytest.fixture(autouse=True)
