@@ -15,6 +15,9 @@ from goatcounter.accounts import sites, tokens, users
 from goatcounter.counting import pending
 from goatcounter.storage import db
 
+# The browser harness: Chromium through Playwright, live servers, screenshots.
+pytest_plugins = ["tests.browser"]
+
 
 @pytest.fixture(autouse=True)
 def _wall_clock() -> Iterator[None]:

@@ -13,8 +13,11 @@ from markupsafe import escape
 
 log = logging.getLogger(__name__)
 
-# Paths outside /api/ that answer like the API: with JSON errors, never a page.
+# Paths outside /api/ that answer like the API: with JSON errors, never a page. The
+# visitor counter (/counter/...) is embedded in other sites' pages and sets its own
+# headers and errors.
 API_LIKE = frozenset({"/api", "/api.json", "/count", "/count.js"})
+API_LIKE_PREFIXES = ("/api/", "/counter/")
 
 # Scripts and styles come only from our own files, never from the page's text: whatever
 # a visitor managed to get into a page can't run.
@@ -35,14 +38,15 @@ TITLES = {
 def is_page(path: str | None = None) -> bool:
     """Whether a path (the request's by default) is a page rather than the API."""
     path = request.path if path is None else path
-    return not path.startswith("/api/") and path not in API_LIKE
+    return not path.startswith(API_LIKE_PREFIXES) and path not in API_LIKE
 
 
 def page_headers(response: Response) -> Response:
     """Headers of every page reply, its errors and static files included."""
     if not is_page():
         return response
-    response.headers["Content-Security-Policy"] = CSP
+    # A page that needs another policy sets its own.
+    response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
     if response.mimetype == "text/html":
