@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 from flask import Blueprint, Flask, current_app, request, url_for
 
 from goatcounter.dashboard import access
+from goatcounter.web import pages
 
 STATIC = Path(__file__).parent / "static"
 YEAR = 365 * 24 * 60 * 60
@@ -67,6 +68,9 @@ def navigation() -> list[dict[str, str]]:
 
 
 def _layout_context() -> dict[str, Any]:
+    # Other templates (the visitor counter's) need none of this, nor its lookups.
+    if not pages.is_page():
+        return {}
     site = access.site_or_none()
     user = access.signed_in_user() if site is not None else None
     # A user of another site may sign out here, but gets no way into this one.
@@ -80,5 +84,3 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.context_processor(_layout_context)
     app.jinja_env.globals["asset"] = asset
-    app.jinja_env.trim_blocks = True
-    app.jinja_env.lstrip_blocks = True
