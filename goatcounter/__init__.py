@@ -37,15 +37,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from goatcounter.api import sites as sites_views
     from goatcounter.api import stats as stats_views
     from goatcounter.counting import pending
+    from goatcounter.dashboard import home, layout, signin
     from goatcounter.public import counter, countjs, pixel
     from goatcounter.storage import db
-    from goatcounter.web import error_replies, proxies, ratelimit
+    from goatcounter.web import csrf, error_replies, pages, proxies, ratelimit, session_cookie
 
     db.init_app(app)
     error_replies.init_app(app)
+    session_cookie.init_app(app)
     core.init_hooks(app, "before")
     ratelimit.init_app(app)
     core.init_hooks(app, "after")
+    # After the limiter: a forged sign-in spends the bucket like any other.
+    csrf.init_app(app)
+    pages.init_app(app)
     pending.init_app(app)
     upkeep.init_app(app)
     app.register_blueprint(core.bp)
@@ -55,6 +60,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(stats_views.bp)
     app.register_blueprint(countjs.bp)
     counter.init_app(app)
+    layout.init_app(app)
+    app.register_blueprint(signin.bp)
+    app.register_blueprint(home.bp)
 
     pixel.init_app(app)
     networks = proxies.parse(app.config["TRUSTED_PROXIES"])

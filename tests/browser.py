@@ -12,13 +12,15 @@ tests/conftest.py loads this module as a plugin, so any test can ask for its fix
   `page.set_viewport_size(PHONE)`; for more contexts, `new_context(browser)`.
 - `background_page`: a page in a background tab, hidden until `bring_to_front()`.
 - `follow_link(page, url, referrer)`: open a page as if from a link on another site.
-- `live_server`: a fresh instance with a site, its admin user and an API token, served by
+- `live_server`: a fresh instance with a site, its admin user (with a password) and an
+  API token, served by
   a real gunicorn on a loopback port (`start_server` does the same as a context manager).
+- `sign_in(page, server)`: signs in through the form, as a person would;
+  `signed_in_page` is a page signed in to `live_server`.
 - `screenshot`: `screenshot(page, name)` saves `name.png` under $SCREENSHOT_DIR, or under
-  this run's pytest temporary folder, and returns its path.
-
-`sign_in` is where signing a page in to a live server will go, once the dashboard has a
-sign-in.
+  this run's pytest temporary folder, and returns its path; `screenshots(page, name)`
+  takes it at 1280 and 375 px wide.
+- `console_errors(page)`: errors in the page's console (a CSP violation shows up there).
 """
 from __future__ import annotations
 
@@ -33,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from goatcounter import create_app
+from goatcounter.accounts import passwords, users
+from goatcounter.storage import db
 from tests.conftest import make_site
 from tests.servers import free_port, gunicorn
 
@@ -182,9 +186,18 @@ def console(page: Page) -> list[str]:
     return [message.text for message in page.console_messages()]
 
 
+def console_errors(page: Page, expected: tuple[str, ...] = ()) -> list[str]:
+    """Errors the page wrote to its console (a Content-Security-Policy violation shows
+    up here), but for failed loads of the `expected` URLs (say, a page that is a 404)."""
+    return [m.text for m in page.console_messages() if m.type == "error"
+            and not (m.text.startswith("Failed to load resource")
+                     and m.location.get("url") in expected)]
+
+
 # Servers ------------------------------------------------------------------------------
 
 ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "a password to sign in with"
 
 
 @dataclass
@@ -196,11 +209,18 @@ class LiveServer:
     db_path: Path
     site: dict[str, Any]  # The site, whose cname is the server's host (127.0.0.1).
     token: str  # An API token with every permission.
-    email: str = ADMIN_EMAIL  # The site's admin user.
+    user_id: int  # The site's admin user.
+    email: str = ADMIN_EMAIL
+    password: str = ADMIN_PASSWORD
 
     @property
     def host(self) -> str:
         return self.url.removeprefix("http://")
+
+    def app(self) -> Any:
+        """An app on the same instance, for looking at or changing the database from
+        the test (its CLI runner is `goatcounter` on this server)."""
+        return create_app({"INSTANCE": str(self.instance)})
 
     def log(self, chars: int = 3000) -> str:
         """The end of gunicorn's log, for assertion messages."""
@@ -214,8 +234,13 @@ def start_server(instance: Path, workers: int = 2,
     """Create `instance` with one site and serve it with gunicorn until the block ends."""
     app = create_app({"INSTANCE": str(instance)})
     site, token = make_site(app, cname="127.0.0.1", email=ADMIN_EMAIL)
+    hashed = passwords.hash_password(ADMIN_PASSWORD)
+    with app.app_context():
+        user_id = db.get_db().execute("SELECT id FROM users WHERE email = :e",
+                                      {"e": ADMIN_EMAIL}).fetchone()[0]
+        db.write(lambda conn: users.set_password(conn, user_id, hashed))
     with gunicorn(str(instance), workers=workers, env=env) as base:
-        yield LiveServer(base, instance, Path(app.config["DB_PATH"]), site, token)
+        yield LiveServer(base, instance, Path(app.config["DB_PATH"]), site, token, user_id)
 
 
 @pytest.fixture
@@ -224,14 +249,21 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
         yield server
 
 
-def sign_in(page: Page, server: LiveServer, email: str = ADMIN_EMAIL) -> None:
-    """Sign the browser context of `page` in to `server` as `email`.
+def sign_in(page: Page, server: LiveServer, email: str | None = None,
+            password: str | None = None) -> None:
+    """Sign the page's context in to `server` through the form, and wait for the
+    dashboard."""
+    page.goto(server.url + "/user/new")
+    page.get_by_label("Email address").fill(email or server.email)
+    page.get_by_label("Password").fill(password or server.password)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(server.url + "/")
 
-    The dashboard has no sign-in yet. When it has one, this is the one place that signs in
-    (through the form, or by setting the session cookie on page.context), and a
-    `signed_in_page` fixture built on `live_server` and `page` gives tests a page that is
-    signed in to a fresh server."""
-    raise NotImplementedError("the dashboard has no sign-in yet")
+
+@pytest.fixture
+def signed_in_page(page: Page, live_server: LiveServer) -> Page:
+    sign_in(page, live_server)
+    return page
 
 
 # Screenshots --------------------------------------------------------------------------
@@ -257,4 +289,19 @@ def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def screenshot(screenshot_dir: Path) -> Callable[[Page, str], Path]:
     def take(page: Page, name: str) -> Path:
         return save_screenshot(page, screenshot_dir, name)
+    return take
+
+
+@pytest.fixture
+def screenshots(screenshot_dir: Path) -> Callable[[Page, str], list[Path]]:
+    """`screenshots(page, name)`: the page at 1280 px (name-1280.png) and at 375 px
+    (name-375.png); the page is left at its first size."""
+    def take(page: Page, name: str) -> list[Path]:
+        before = page.viewport_size or DESKTOP
+        paths = []
+        for size in (DESKTOP, PHONE):
+            page.set_viewport_size(size)
+            paths.append(save_screenshot(page, screenshot_dir, f"{name}-{size['width']}"))
+        page.set_viewport_size(before)
+        return paths
     return take

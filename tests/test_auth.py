@@ -5,7 +5,7 @@ import base64
 
 import pytest
 
-from goatcounter.accounts import tokens
+from goatcounter.accounts import tokens, users
 from goatcounter.storage import db
 from tests.conftest import API, assert_error, make_site
 
@@ -83,11 +83,23 @@ def test_token_of_another_account_is_unknown(app, client):
     assert_error(resp, 401, "unknown token")
 
 
-def test_non_admin_user_can_not_use_tokens(app, client):
-    site, token = make_site(app, access="r")
+@pytest.mark.parametrize("access", ["r", "s"])
+def test_non_admin_user_can_not_use_tokens(app, client, access):
+    site, token = make_site(app, access=access)
     resp = client.get("/api/v0/me", headers={"Host": site["cname"],
                                               "Authorization": f"Bearer {token}"})
     assert_error(resp, 401, "only admins can create and use API keys")
+
+
+def test_superuser_can_use_tokens(app, client):
+    # Upstream's first user of a site made from the command line is a superuser (`*`):
+    # everything an admin may do, a superuser may too.
+    site, token = make_site(app, access="*")
+    headers = {"Host": site["cname"], "Authorization": f"Bearer {token}"}
+    resp = client.get("/api/v0/me", headers=headers)
+    assert resp.status_code == 200
+    assert resp.get_json()["user"]["access"] == {"all": "*"}
+    assert client.get("/api/v0/sites", headers=headers).status_code == 200
 
 
 def test_unknown_host_with_several_sites(app, client):
@@ -144,3 +156,12 @@ def test_parse_perms():
     assert tokens.parse_perms("all") == tokens.PERM_ALL
     with pytest.raises(ValueError, match="unknown permission"):
         tokens.parse_perms("count,fly")
+
+
+@pytest.mark.parametrize(("have", "levels"), [
+    ("*", "*asr"), ("a", "asr"), ("s", "sr"), ("r", "r"), ("?", ""),
+])
+def test_access_levels_include_the_lower_ones(have, levels):
+    user = {"access": {"all": have}}
+    assert {level for level in "*asr" if users.has_access(user, level)} == set(levels)
+    assert users.is_admin(user) == (have in ("*", "a"))

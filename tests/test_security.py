@@ -40,9 +40,11 @@ def query(app: Flask, sql: str, args: dict[str, Any] | None = None) -> list[tupl
 
 PUBLIC = None
 ANY_TOKEN = 0
+# Pages: signed in to with the session cookie (tests/test_signin.py), never with a token.
+PAGE = "page"
 # The permission each route needs, by endpoint and method. A route that is added without
 # an entry here fails test_every_route_has_an_entry, so that nobody forgets to decide.
-REQUIRED: dict[tuple[str, str], int | None] = {
+REQUIRED: dict[tuple[str, str], int | str | None] = {
     ("api.test", "GET"): ANY_TOKEN,
     ("api.test", "POST"): ANY_TOKEN,
     ("api.me", "GET"): ANY_TOKEN,
@@ -64,7 +66,14 @@ REQUIRED: dict[tuple[str, str], int | None] = {
     ("stats.api_description", "GET"): PUBLIC,
     ("countjs.count_js", "GET"): PUBLIC,
     ("counter.visitor_counter", "GET"): PUBLIC,
+    ("pages.static", "GET"): PAGE,
+    ("signin.new", "GET"): PAGE,
+    ("signin.request_login_form", "GET"): PAGE,
+    ("signin.request_login", "POST"): PAGE,
+    ("signin.logout", "POST"): PAGE,
+    ("dashboard.home", "GET"): PAGE,
 }
+API_ROUTES = [k for k, v in REQUIRED.items() if v not in (PUBLIC, PAGE)]
 # Methods every route answers without a token by design: CORS preflights, and HEAD,
 # which the API refuses with a 405 as upstream does.
 IMPLICIT = {"HEAD", "OPTIONS"}
@@ -113,6 +122,7 @@ def token_with(app: Flask, site: dict[str, Any], perms: int) -> str:
 
 def url_args(rule: Any, world: dict[str, Any]) -> dict[str, Any]:
     values = {"export_id": world["export_id"], "site_id": world["site"]["id"],
+              "filename": "style.css",
               "path_id": world["path_id"], "page": "browsers", "ident": "Firefox",
               "rest": "//page.json"}
     missing = set(rule.arguments) - values.keys()
@@ -147,12 +157,17 @@ def test_permission_matrix(app, world, perms):
         url = adapter.build(endpoint, url_args(rule, world), method=method)
         body = request_body(endpoint, method, world, n) if method != "GET" else None
         resp = api.request(method, url, body)
-        if need is None:
-            # Public: the same reply without any token.
+        if need is None or need == PAGE:
+            # Public: the same reply without any token. A page: a token changes nothing
+            # (signed out, the dashboard sends you to the sign-in form).
             anonymous = app.test_client().open(url, method=method,
                                                headers={"Host": world["site"]["cname"]})
-            ok = resp.status_code == anonymous.status_code == 200
-        elif need and not perms & need:
+            ok = resp.status_code == anonymous.status_code
+            if need is None:
+                ok = ok and resp.status_code == 200
+            elif endpoint == "dashboard.home":
+                ok = ok and resp.status_code == 303
+        elif isinstance(need, int) and need and not perms & need:
             names = ", ".join(f"'{name}'" for name in tokens.perm_names(need))
             ok = resp.status_code == 403 and \
                 resp.get_json() == {"error": f"requires {names} permissions"}
@@ -165,7 +180,7 @@ def test_permission_matrix(app, world, perms):
     assert not wrong, "\n".join(wrong)
 
 
-@pytest.mark.parametrize(("endpoint", "method"), [k for k, v in REQUIRED.items() if v is not None])
+@pytest.mark.parametrize(("endpoint", "method"), API_ROUTES)
 def test_every_api_route_needs_a_token(app, world, endpoint, method):
     rule = next(r for e, m, r in routes(app) if (e, m) == (endpoint, method))
     url = app.url_map.bind("x").build(endpoint, url_args(rule, world), method=method)

@@ -13,7 +13,14 @@ def _create_app() -> Flask:
 
 def init_app(app: Flask) -> None:
     """Add every command to the app's command line."""
-    from goatcounter.cli import db, imports, serve, sites, tokens  # noqa: F401 (they add their commands)
+    from goatcounter.cli import (  # noqa: F401 (they add their commands)
+        db,
+        imports,
+        serve,
+        sites,
+        tokens,
+        users,
+    )
     app.cli.add_command(serve.serve_command)
     app.cli.add_command(db.db_cli)
     app.cli.add_command(imports.import_command)

@@ -27,6 +27,11 @@ def list_cli() -> None:
     """List sites or API tokens."""
 
 
+@db_cli.group("update")
+def update_cli() -> None:
+    """Change a user."""
+
+
 @db_cli.group("delete")
 def delete_cli() -> None:
     """Delete an API token."""

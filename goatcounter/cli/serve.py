@@ -10,7 +10,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from goatcounter.accounts import sites, tokens, users
+from goatcounter.accounts import passwords, sites, tokens, users
 from goatcounter.storage import db
 
 
@@ -24,8 +24,9 @@ from goatcounter.storage import db
 def serve_command(listen: str, workers: int, dev: bool) -> None:
     """Run the server (gunicorn with several workers; --dev for Flask's reloader).
 
-    On an empty database it first creates a site and an API token with every
-    permission, and prints them once.
+    On an empty database it first creates a site, its admin user with a generated
+    password and an API token with every permission, and prints the password and token
+    once.
     """
     host, sep, port = listen.rpartition(":")
     if not sep or not port.isdigit() or not host:
@@ -46,23 +47,32 @@ def serve_command(listen: str, workers: int, dev: bool) -> None:
 
 
 def first_run_setup(host: str, port: int) -> None:
-    """Create a default site, user and all-permission token on an empty database."""
-    def run(conn: sqlite3.Connection) -> tuple[str, dict] | None:
+    """Create a default site, its superuser (with a generated password) and an
+    all-permission token on an empty database, and print how to use them."""
+    password = passwords.generate()
+
+    def run(conn: sqlite3.Connection) -> tuple[str, dict, dict] | None:
         if conn.execute("SELECT 1 FROM sites LIMIT 1").fetchone():
             return None
         site = sites.create(conn, cname=host if host not in ("0.0.0.0", "::") else "localhost")
-        user = users.create(conn, site_id=site["id"], email="admin@localhost")
+        user = users.create(conn, site_id=site["id"], email="admin@localhost",
+                            password=password, access="*")
         token, _ = tokens.create_token(conn, user=user, name="default",
                                      permissions=tokens.PERM_ALL)
-        return token, site
+        return token, site, user
 
     made = db.write(run)
     if made:
-        token, site = made
+        token, site, user = made
         base = f"http://{host}:{port}"
         click.echo(
-            f"Created site {site['id']} ({site['cname']}) and an API token with every "
-            f"permission.\nThe token is shown only now; keep it:\n\n    {token}\n\n"
+            f"Created site {site['id']} ({site['cname']}), its user {user['email']} and an "
+            f"API token with every permission.\nThe password and token are shown only now; "
+            f"keep them.\n\n"
+            f"Sign in at {base}/user/new\n"
+            f"    email:    {user['email']}\n"
+            f"    password: {password}\n\n"
+            f"API token:\n\n    {token}\n\n"
             f"Try: curl -H 'Authorization: Bearer {token}' {base}/api/v0/me\n"
             f"Count pageviews with: <script data-goatcounter=\"{base}/count\" async "
             f"src=\"{base}/count.js\"></script>\n")

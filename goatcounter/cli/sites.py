@@ -7,7 +7,7 @@ from typing import Any
 import click
 from flask.cli import with_appcontext
 
-from goatcounter.accounts import sites, users
+from goatcounter.accounts import passwords, sites, users
 from goatcounter.cli.db import create_cli, list_cli
 from goatcounter.storage import db
 
@@ -20,13 +20,15 @@ from goatcounter.storage import db
 @with_appcontext
 def create_site_command(vhost: str, user_email: str, user_password: str | None,
                         parent: int | None) -> None:
-    """Create a site with an admin user."""
+    """Create a site with its first user, a superuser (access `*`, as upstream)."""
     vhost = vhost.strip().lower()
     if not vhost or " " in vhost or "/" in vhost:
         raise click.BadParameter(f"not a valid host name: {vhost!r}", param_hint="--vhost")
     if "@" not in user_email:
         raise click.BadParameter(f"not an email address: {user_email!r}",
                                  param_hint="--user-email")
+    if user_password is not None and (problem := passwords.password_error(user_password)):
+        raise click.BadParameter(problem, param_hint="--user-password")
 
     def run(conn: sqlite3.Connection) -> tuple[dict[str, Any], dict[str, Any]]:
         if conn.execute("SELECT 1 FROM sites WHERE cname = :c", {"c": vhost}).fetchone():
@@ -35,7 +37,7 @@ def create_site_command(vhost: str, user_email: str, user_password: str | None,
             raise click.ClickException(f"no site with id {parent}")
         site = sites.create(conn, cname=vhost, parent=parent)
         user = users.create(conn, site_id=sites.account_id(site), email=user_email,
-                            password=user_password)
+                            password=user_password, access="*")
         return site, user
 
     site, user = db.write(run)

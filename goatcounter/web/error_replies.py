@@ -1,5 +1,6 @@
-"""The one place that turns errors into replies: `{"error": "..."}` or
-`{"errors": {...}}`, never both, always as JSON."""
+"""The one place that turns errors into replies. On the API (and the other paths that
+answer like it) they are JSON, `{"error": "..."}` or `{"errors": {...}}`, never both;
+on the pages they are HTML pages (web/pages.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -14,6 +15,7 @@ from goatcounter import encoding
 from goatcounter.errors import APIError
 from goatcounter.responses import json_response
 from goatcounter.storage import db
+from goatcounter.web import pages
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,9 @@ def unexpected_error(exc: BaseException) -> Response:
     detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     code = error_code(f"{type(exc).__name__}: {exc}")
     log.error("unexpected error %s on %s %s\n%s", code, request.method, request.path, detail)
+    if pages.is_page():
+        return pages.error_page(500, f"something went wrong on our side (error code ‘{code}’); "
+                                "it has been logged for investigation")
     return json_response(
         {"error": f"unexpected error code ‘{code}’; this has been reported for investigation"},
         500)
@@ -51,11 +56,15 @@ def database_error(exc: sqlite3.OperationalError) -> Response:
         return unexpected_error(exc)
     log.warning("database busy on %s %s: %s", request.method, request.path, exc)
     body, headers = busy_body()
+    if pages.is_page():
+        return pages.error_page(503, "the database is busy; try again in a few seconds", headers)
     return json_response(body, 503, headers)
 
 
 def render(exc: APIError) -> Response:
     """The reply for an APIError."""
+    if pages.is_page():
+        return pages.error_page(exc.status, exc.message, exc.headers)
     return json_response(exc.body(), exc.status, exc.headers)
 
 
@@ -68,15 +77,27 @@ _HTTP_MESSAGES = {
 }
 
 
+# What a page says for these; others say what werkzeug's exception says.
+_PAGE_MESSAGES = {
+    400: "the request could not be understood",
+    404: "there is no page at this address",
+    405: "this page can't be used that way",
+    413: "what was sent is too large",
+}
+
+
 def _http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
     if 300 <= status < 400:
         return exc.get_response()
-    message = _HTTP_MESSAGES.get(status) or (exc.description or exc.name).rstrip(".")
+    messages = _PAGE_MESSAGES if pages.is_page() else _HTTP_MESSAGES
+    message = messages.get(status) or (exc.description or exc.name).rstrip(".")
     if status == 413:
         message = f"request body is larger than {current_app.config['MAX_BODY']} bytes"
     # Keep what the exception says in headers (a 405's Allow), but not its HTML type.
     headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+    if pages.is_page():
+        return pages.error_page(status, message, headers)
     return json_response({"error": message}, status, headers)
 
 

@@ -1,5 +1,6 @@
-"""Rate limits: Flask-Limiter with named buckets chosen by path, keyed per API key, and
-counters that every gunicorn worker shares.
+"""Rate limits: Flask-Limiter with named buckets chosen by path, keyed per API key (or
+IP), and counters that every gunicorn worker shares. Sign-in attempts are limited per IP
+and, with the same numbers, per email address.
 
 The default storage is a small SQLite file beside the database, so a limit holds for
 the whole server without running another service; `redis://` works too.
@@ -21,9 +22,11 @@ from limits.storage import Storage
 
 from goatcounter import clock, server_config
 from goatcounter.responses import json_response
+from goatcounter.web import pages
 
 # The buckets, as upstream names them, and the paths they cover.
-NAMES = ("api", "api-count", "export", "count")
+NAMES = ("api", "api-count", "export", "count", "login")
+LOGIN_PATHS = frozenset({"/user/requestlogin"})
 
 
 def parse(text: str) -> dict[str, tuple[int, int] | None]:
@@ -63,6 +66,8 @@ def bucket(path: str) -> str | None:
         return "api"
     if path == "/count":
         return "count"
+    if path in LOGIN_PATHS:
+        return "login"
     return None
 
 
@@ -73,8 +78,12 @@ def _client_ip() -> str:
 def key() -> str:
     """Whom a request is counted against: its API key, else its IP address; the public
     /count endpoint goes by IP and User-Agent, as upstream."""
-    if g.get("ratelimit_bucket") == "count":
+    bucket_name = g.get("ratelimit_bucket")
+    if bucket_name == "count":
         return "ip:" + _client_ip() + "|" + request.headers.get("User-Agent", "")
+    if bucket_name == "login":
+        # Whatever headers come along, a guesser is counted by address.
+        return "ip:" + _client_ip()
     header = request.headers.get("Authorization", "").split()
     if len(header) == 2 and header[1]:
         # A hash, so that no token sits in the counter storage.
@@ -206,8 +215,10 @@ def _set_headers(response: Response) -> Response:
 def _too_many(exc: RateLimitExceeded) -> Response:
     current = get_limiter().current_limit
     wait = current.window[0] - clock.now() if current else 0.0
-    return json_response({"error": f"rate limited exceeded; try again in {go_duration(wait)}"},
-                         429)
+    message = f"rate limited exceeded; try again in {go_duration(wait)}"
+    if pages.is_page():
+        return pages.error_page(429, message)
+    return json_response({"error": message}, 429)
 
 
 def _choose_bucket() -> None:
@@ -237,12 +248,27 @@ def check_count(app: Flask, ip: str, user_agent: str) -> Verdict | None:
     """The `count` bucket for the pixel endpoint, which is served before Flask: the same
     limiter, storage and headers, keyed by IP and User-Agent. None when no limit applies
     (turned off, or the machine itself, as upstream)."""
-    pair = app.extensions["goatcounter_limits"].get("count")
-    if pair is None or ip in LOOPBACK:
+    if ip in LOOPBACK:
+        return None
+    return _check(app, "count", "ip:" + ip + "|" + user_agent)
+
+
+def check_login_email(email: str) -> Verdict | None:
+    """The `login` bucket kept per email address (the IP's is kept by the limiter's own
+    hook): guesses at one account from many addresses run into it too. None when the
+    limit is turned off."""
+    digest = hashlib.sha256(email.strip().lower().encode("utf-8", "replace")).hexdigest()
+    return _check(current_app, "login", "email:" + digest[:32])
+
+
+def _check(app: Flask, name: str, key: str) -> Verdict | None:
+    """Spend one request of bucket `name` for `key`, outside Flask-Limiter's hook."""
+    pair = app.extensions["goatcounter_limits"].get(name)
+    if pair is None:
         return None
     strategy = app.extensions["goatcounter_limiter"].limiter
     item = _item(*pair)
-    ident = ("gc", "ip:" + ip + "|" + user_agent, "count")
+    ident = ("gc", key, name)
     allowed = strategy.hit(item, *ident)
     reset_time, remaining = strategy.get_window_stats(item, *ident)
     seconds = str(_seconds_left(reset_time))
