@@ -92,8 +92,20 @@ def test_get_ignores_a_json_body(api):
 def test_empty_post_body_is_an_empty_object(api):
     resp = api.post("/api/v0/test", "")
     assert resp.status_code == 200
-    assert resp.get_json() == {"perm": 0, "status": 0, "panic": False, "validate": None,
-                               "context": False}
+    # As GoatCounter 2.7.0: the validator is an object with no errors, not null.
+    assert resp.get_json() == {"perm": 0, "status": 0, "panic": False,
+                               "validate": {"errors": None}, "context": False}
+
+
+@pytest.mark.parametrize(("sent", "echoed"), [
+    (None, {"errors": None}), ({}, {"errors": None}), ({"errors": None}, {"errors": None}),
+    ({"errors": {}}, {"errors": {}}),
+])
+def test_validate_is_echoed_as_a_validator(api, sent, echoed):
+    body = {} if sent is None else {"validate": sent}
+    assert api.post("/api/v0/test", body).get_json()["validate"] == echoed
+    query = "" if sent is None else "?validate=" + json.dumps(sent)
+    assert api.get("/api/v0/test" + query).get_json()["validate"] == echoed
 
 
 def test_validate_gives_errors_shape(api):
