@@ -43,8 +43,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     error_replies.init_app(app)
+    ratelimit.init_app(app, "identify")
     core.init_hooks(app, "before")
-    ratelimit.init_app(app)
+    ratelimit.init_app(app, "limit")
     core.init_hooks(app, "after")
     pending.init_app(app)
     upkeep.init_app(app)

@@ -13,7 +13,7 @@ DEFAULTS: dict[str, Any] = {
     "DB": "goatcounter.sqlite3",
     # Named rate limits, "name:requests/seconds" joined with commas; "name:none" turns
     # one off. Names as upstream: api, api-count, export, count.
-    "RATELIMIT": "api:60/120,api-count:60/120,export:10/3600,count:4/1",
+    "RATELIMIT": "api:60/120,api-count:60/120,export:10/3600,count:4/1,auth:30/120",
     # Where rate-limit counters live: "sqlite" (a file beside the database, shared by
     # every worker), "memory" (per process: tests only) or a redis:// URL.
     "RATELIMIT_STORAGE": "sqlite",

@@ -35,7 +35,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 RECORDED = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 SETTINGS = {"collect": 446, "ignore_ips": "203.0.113.7"}
 R = "start=2026-11-19&end=2026-11-25"
-NO_LIMITS = "api:none,api-count:none,export:none,count:none"
+NO_LIMITS = "api:none,api-count:none,export:none,count:none,auth:none"
 
 
 def reply(name: str) -> dict[str, Any]:
