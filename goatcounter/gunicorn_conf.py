@@ -1,6 +1,8 @@
 """gunicorn settings for running the server behind a reverse proxy on the same machine:
-
-    gunicorn -c gunicorn.conf.py wsgi:app
+the one definition that `goatcounter serve` (as `-c python:goatcounter.gunicorn_conf`),
+`gunicorn -c gunicorn.conf.py wsgi:app` in a checkout (that file only imports this
+one) and deploy/goatcounter.service all use. Part of the package, so that an installed
+server has it too.
 
 Options given on the command line (or in GUNICORN_CMD_ARGS) win over these, e.g.
 `--bind 127.0.0.1:9000`. See deploy/README.md for the whole set-up.
