@@ -35,6 +35,16 @@ def quote(value: str) -> str:
     return value
 
 
+# What a spreadsheet takes as the start of a formula (OWASP's list for CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_formula(value: str) -> str:
+    """A cell that a spreadsheet would run as a formula, with `'` before it (which
+    spreadsheets show as text); other cells as they are."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
 def line(fields: Iterable[str]) -> str:
     """One record, ending in a newline."""
     return ",".join(quote(f) for f in fields) + "\n"
