@@ -45,8 +45,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     error_replies.init_app(app)
     session_cookie.init_app(app)
+    ratelimit.init_app(app, "identify")
     core.init_hooks(app, "before")
-    ratelimit.init_app(app)
+    ratelimit.init_app(app, "limit")
     core.init_hooks(app, "after")
     # After the limiter: a forged sign-in spends the bucket like any other.
     csrf.init_app(app)

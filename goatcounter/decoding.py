@@ -101,6 +101,19 @@ def j_time(value: Any, field: str) -> dt.datetime | None:
         raise BadRequest(f"invalid JSON: {field}: not an RFC 3339 time: {value!r}") from exc
 
 
+def j_time_seconds(value: Any, field: str) -> float | None:
+    """An RFC 3339 time as seconds since the epoch; any year that can be written is
+    read, so that the caller's range check (not a crash) decides about it."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise json_error(field, value, "RFC 3339 time")
+    try:
+        return clock.parse_rfc3339_seconds(value)
+    except ValueError as exc:
+        raise BadRequest(f"invalid JSON: {field}: not an RFC 3339 time: {value!r}") from exc
+
+
 def j_object(value: Any, field: str) -> dict[str, Any]:
     if value is None:
         return {}
@@ -187,11 +200,15 @@ def decode_body(fields: Mapping[str, Converter]) -> dict[str, Any]:
 # The query string --------------------------------------------------------------------
 
 def q_int(value: str, field: str) -> int:
+    """A whole number in 64 bits, as Go reads one."""
     try:
-        return int(value.strip())
+        number = int(value.strip())
     except ValueError as exc:
         raise BadRequest(f"invalid query parameters: could not parse number for {field}: "
                          f"{value!r}") from exc
+    if not -(2**63) <= number < 2**63:
+        raise BadRequest(f"invalid query parameters: {field}: value out of range: {value!r}")
+    return number
 
 
 _QUERY_TRUE = {"true", "on", "1", "checked"}

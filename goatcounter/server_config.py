@@ -12,9 +12,10 @@ DEFAULTS: dict[str, Any] = {
     # SQLite database file; relative paths are taken from the instance folder.
     "DB": "goatcounter.sqlite3",
     # Named rate limits, "name:requests/seconds" joined with commas; "name:none" turns
-    # one off. Names as upstream: api, api-count, export, count, login (sign-in
-    # attempts, per IP and per email).
-    "RATELIMIT": "api:60/120,api-count:60/120,export:10/3600,count:4/1,login:20/60",
+    # one off. Names as upstream: api, api-count, export, count; auth (API requests whose
+    # token can't be verified, per client address) and login (sign-in attempts, per IP
+    # and per email).
+    "RATELIMIT": "api:60/120,api-count:60/120,export:10/3600,count:4/1,auth:30/120,login:20/60",
     # Where rate-limit counters live: "sqlite" (a file beside the database, shared by
     # every worker), "memory" (per process: tests only) or a redis:// URL.
     "RATELIMIT_STORAGE": "sqlite",

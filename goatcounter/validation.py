@@ -88,6 +88,8 @@ def domain_error(value: str, min_labels: int = 2) -> str | None:
         return f"need at least {min_labels} labels"
     total = 0
     for label in labels:
+        if not label:
+            return "empty label"
         size = len(label.encode())
         if size > 63:
             return "label is longer than 63 bytes"

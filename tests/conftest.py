@@ -85,7 +85,7 @@ def _wall_clock() -> Iterator[None]:
 
 
 # A test module may set RATELIMIT (e.g. to NO_LIMITS) for all its apps.
-NO_LIMITS = "api:none,api-count:none,export:none,count:none"
+NO_LIMITS = "api:none,api-count:none,export:none,count:none,auth:none"
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0"
 
 

@@ -16,6 +16,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,7 +39,8 @@ UA = "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0"
 
 def test_gunicorn_config_values(monkeypatch):
     monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
-    conf = runpy.run_path(str(GUNICORN_CONF))
+    # Run afresh each time (gunicorn reads it once per start).
+    conf = runpy.run_module("goatcounter.gunicorn_conf")
     assert conf["bind"] == "127.0.0.1:8081"
     assert conf["worker_class"] == "sync"
     assert conf["workers"] == multiprocessing.cpu_count() * 2 + 1
@@ -53,7 +55,7 @@ def test_gunicorn_config_values(monkeypatch):
     assert "%(U)s" in conf["access_log_format"]
     assert not re.search(r"%\((r|q|u|\{[^}]*\}i)\)s", conf["access_log_format"])
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
-    assert runpy.run_path(str(GUNICORN_CONF))["workers"] == 3
+    assert runpy.run_module("goatcounter.gunicorn_conf")["workers"] == 3
 
 
 def test_gunicorn_check_config(tmp_path):
@@ -334,3 +336,55 @@ def test_readme_goatcounter_commands_work(tmp_path):
                                                         "Authorization": f"Bearer {token}"})
     assert resp.status_code == 200
     assert list(tmp_path.glob("goatcounter-2026-01-01.sqlite3"))
+
+
+# goatcounter serve ----------------------------------------------------------------------
+
+def test_serve_uses_the_project_gunicorn_settings(tmp_path):
+    """`goatcounter serve` runs gunicorn with goatcounter/gunicorn_conf.py: a /count with
+    a 2,000-byte UTF-8 path (inside our own limit) fits its request line, the access log
+    has no query strings, and no control socket appears in the home folder."""
+    home = tmp_path / "home"
+    home.mkdir()
+    port = free_port()
+    env = dict(os.environ, GOATCOUNTER_INSTANCE=str(tmp_path / "instance"), HOME=str(home),
+               GOATCOUNTER_COUNT_IN_BACKGROUND="0", PYTHONUNBUFFERED="1")
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "goatcounter", "serve", "--listen",
+                                 f"127.0.0.1:{port}", "--workers", "1"], cwd=tmp_path, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if get(base, "/count.js")[0] == 200:
+                        break
+                except OSError:
+                    pass
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+            path = "/" + "é" * 999  # 1,999 bytes of UTF-8, 5,995 characters escaped
+            status, body = get(base, "/count?p=" + urllib.parse.quote(path) + "&t=secret-title",
+                               {"Host": "127.0.0.1", "User-Agent": UA})
+            assert status == 200, body[:300]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    text = log.read_text()
+    assert '"GET /count HTTP/1.1" 200' in text, text
+    assert "secret-title" not in text and "%C3%A9" not in text
+    assert not (home / ".gunicorn").exists()
+    app = create_app({"INSTANCE": str(tmp_path / "instance")})
+    assert query(app, "SELECT length(path) FROM paths")[0][0] == 1000
+
+
+def test_one_definition_of_the_gunicorn_settings():
+    from goatcounter import gunicorn_conf
+    conf = runpy.run_path(str(GUNICORN_CONF))
+    names = {k for k in vars(gunicorn_conf) if not k.startswith("_") and k.islower()}
+    assert {"limit_request_line", "access_log_format", "control_socket_disable"} <= names
+    assert all(conf[k] == getattr(gunicorn_conf, k) for k in names)
+    assert "python:goatcounter.gunicorn_conf" in (ROOT / "goatcounter" / "cli" / "serve.py") \
+        .read_text()

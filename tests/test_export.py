@@ -483,3 +483,44 @@ def test_recorded_hits_export_like_upstream(app):
                  + upstream[REFERRER:SCHEME + 1] + mine[SCHEME + 1:]
                  for mine, upstream in zip(ours, theirs, strict=True)]
     assert HEADER + "".join(csvformat.line(r) for r in rewritten) == theirs_text
+
+
+# Formulas (issue 9, item 11) -------------------------------------------------------------
+
+def test_formulas_are_kept_raw_and_escaped_on_request(app, api, site_token, monkeypatch):
+    """The file keeps what visitors sent (GoatCounter's format and importers need it);
+    ?escape=1 gives a copy safe to open in a spreadsheet."""
+    site, _ = site_token
+    monkeypatch.setattr(exporter, "BATCH", 2)
+    store_hits(app, site["id"], [
+        make_hit("/a", title='=HYPERLINK("http://evil.example","x")', ref="+1+2",
+                 ref_scheme="o"),
+        make_hit("/b", title="-2+3", ref="@SUM(A1)", ref_scheme="o"),
+        make_hit("/c", title="\tlead, with comma", ref="plain"),
+        make_hit("/d", title="fine =later", ref="")])
+    export = start(api)
+    raw = download(api, export["id"])
+    assert '"=HYPERLINK(""http://evil.example"",""x"")"' in raw
+    resp = api.get(f"/api/v0/export/{export['id']}/download?escape=1")
+    assert resp.status_code == 200
+    assert resp.headers["Content-Type"] == "application/gzip"
+    assert resp.headers["Content-Disposition"].endswith('-escaped.csv.gz"')
+    escaped = gunzip_text(resp.get_data())
+    rows = list(csv.reader(io.StringIO(escaped)))
+    raw_rows = list(csv.reader(io.StringIO(raw)))
+    assert rows[0] == raw_rows[0]
+    assert [(r[1], r[8]) for r in rows[1:]] == [
+        ('\'=HYPERLINK("http://evil.example","x")', "'+1+2"), ("'-2+3", "'@SUM(A1)"),
+        ("'\tlead, with comma", "plain"), ("fine =later", "")]
+    # Nothing else changes.
+    for got, was in zip(rows[1:], raw_rows[1:], strict=True):
+        assert [c for i, c in enumerate(got) if i not in (1, 8)] == \
+            [c for i, c in enumerate(was) if i not in (1, 8)]
+    assert api.get(f"/api/v0/export/{export['id']}/download?escape=0").get_data() == \
+        api.get(f"/api/v0/export/{export['id']}/download").get_data()
+
+
+def test_an_escaped_copy_of_an_export_without_rows(api):
+    export = start(api)
+    resp = api.get(f"/api/v0/export/{export['id']}/download?escape=1")
+    assert gunzip_text(resp.get_data()) == HEADER

@@ -14,7 +14,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "goatcounter"
 FLOORS: list[tuple[str, ...]] = [
     ("goatcounter.clock", "goatcounter.collect", "goatcounter.decoding", "goatcounter.encoding",
      "goatcounter.formatting",
-     "goatcounter.errors", "goatcounter.responses", "goatcounter.server_config",
+     "goatcounter.errors", "goatcounter.gunicorn_conf", "goatcounter.responses",
+     "goatcounter.server_config",
      "goatcounter.validation"),
     ("goatcounter.storage",),
     ("goatcounter.accounts",),

@@ -210,6 +210,9 @@ def test_accept_language():
     assert languages.from_accept_language("*") == ""
 
 
+NOW = 1_800_000_000.0
+
+
 @pytest.mark.parametrize(("kw", "want"), [
     ({"path": "/x"}, None),
     ({"path": ""}, "path: must be set, must be longer than 1 characters."),
@@ -220,14 +223,22 @@ def test_accept_language():
     ({"path": "/x", "ref": "r" * 2049}, "ref: must be shorter than 2048 characters."),
     ({"path": "/x", "user_agent": "u" * 513},
      "user_agent_header: must be shorter than 512 characters."),
-    ({"path": "/x", "created_at": 1006.0}, "created_at: in the future."),
-    ({"path": "/x", "created_at": 1005.0}, None),
-    ({"path": "", "created_at": 2000.0},
+    ({"path": "/x", "created_at": NOW + 6}, "created_at: in the future."),
+    ({"path": "/x", "created_at": NOW + 5}, None),
+    ({"path": "/x", "created_at": 631152000.0}, None),
+    ({"path": "/x", "created_at": 631151999.0}, "created_at: before 1990-01-01."),
+    ({"path": "/x", "location": "L" * 64, "campaign": "c" * 255}, None),
+    ({"path": "/x", "location": "L" * 65, "campaign": "c" * 256},
+     "campaign: must be shorter than 255 characters.\n"
+     "location: must be shorter than 64 characters.\n"),
+    ({"path": "", "created_at": NOW + 1000},
      "created_at: in the future.\npath: must be set, must be longer than 1 characters.\n"),
     ({"path": "/\udcff"}, "path: must be UTF-8."),
 ])
 def test_validate(kw, want):
-    args = {"path": "", "title": "", "ref": "", "user_agent": "", "created_at": 1000.0}
+    args = {"path": "", "title": "", "ref": "", "user_agent": "", "created_at": NOW,
+            "location": "", "campaign": ""}
     args.update(kw)
     assert validate(args["path"], args["title"], args["ref"], args["user_agent"],
-                    args["created_at"], now=1000.0) == want
+                    args["created_at"], now=NOW, location=args["location"],
+                    campaign=args["campaign"]) == want

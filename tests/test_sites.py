@@ -17,7 +17,7 @@ from goatcounter import clock
 from goatcounter.accounts import settings_schema, sites, tokens
 from goatcounter.storage import db
 from tests import scenario
-from tests.conftest import API, assert_error, assert_errors, make_site
+from tests.conftest import API, UA, assert_error, assert_errors, make_site
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CREATED = dt.datetime(2026, 11, 26, 12, 18, 57, tzinfo=dt.UTC)
@@ -705,3 +705,52 @@ def test_wrong_type_names_the_nested_field(api, kid):
     resp = api.patch(f"/api/v0/sites/{kid['id']}", {"settings": {"public": 1}})
     assert_error(resp, 400, 'invalid JSON: cannot use number as string for field '
                             '"settings.public"')
+
+
+# A trailing dot (issue 9, item 14) ------------------------------------------------------
+
+def test_a_trailing_dot_is_removed_from_a_new_cname(app, api):
+    resp = api.put("/api/v0/sites", {"cname": "dotted.example.com."})
+    assert resp.get_json()["cname"] == "dotted.example.com"
+    assert stored(app, resp.get_json()["id"])["cname"] == "dotted.example.com"
+    # The same host with or without the dot is one host.
+    assert_errors(api.put("/api/v0/sites", {"cname": "dotted.example.com"}), 400,
+                  {"cname": ["already exists"]})
+
+
+def test_a_trailing_dot_is_removed_on_update(app, api, kid):
+    resp = api.patch(f"/api/v0/sites/{kid['id']}", {"cname": "kid-dot.example.com."})
+    assert resp.get_json()["cname"] == "kid-dot.example.com"
+
+
+@pytest.mark.parametrize("cname", ["two.dots.example.com..", "a..example.com", "."])
+def test_empty_labels_are_refused(api, cname):
+    resp = api.put("/api/v0/sites", {"cname": cname})
+    assert resp.status_code == 400
+    assert resp.get_json()["errors"]["cname"]
+
+
+@pytest.mark.parametrize("host", ["kid.example.com.", "KID.example.com.",
+                                  "kid.example.com.:8080", "kid.example.com:8080"])
+def test_a_host_with_a_trailing_dot_selects_the_same_site(app, site_token, kid, host):
+    _, token = site_token
+    resp = API(app.test_client(), token, host).get("/api/v0/me")
+    assert resp.status_code == 200
+    with app.app_context():
+        assert sites.by_host(db.get_db(), host)["id"] == kid["id"]
+    pixel = app.test_client().get("/count?p=/dot", headers={"Host": host, "User-Agent": UA},
+                                  environ_base={"REMOTE_ADDR": "81.2.69.160"})
+    assert pixel.status_code == 200
+
+
+def test_migration_removes_stored_trailing_dots():
+    import sqlite3
+
+    from goatcounter.storage.db import _migrations
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE sites (id INTEGER PRIMARY KEY, cname TEXT)")
+    conn.executemany("INSERT INTO sites (cname) VALUES (?)",
+                     [("b.test.",), ("c.test.",), ("C.TEST",), (None,), ("d.test",)])
+    conn.executescript(dict(_migrations())["0010_cname_trailing_dot"])
+    assert [r[0] for r in conn.execute("SELECT cname FROM sites ORDER BY id")] == [
+        "b.test", "c.test.", "C.TEST", None, "d.test"]

@@ -24,7 +24,7 @@ from goatcounter import clock, create_app
 from goatcounter.accounts import sites, tokens
 from goatcounter.counting import aggregates
 from goatcounter.counting.pipeline.process import Hit
-from goatcounter.stats import ranges, render
+from goatcounter.stats import hitlist, ranges, render
 from goatcounter.stats.hitlist import month_parts
 from goatcounter.storage import db
 from tests import scenario
@@ -35,7 +35,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 RECORDED = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
 SETTINGS = {"collect": 446, "ignore_ips": "203.0.113.7"}
 R = "start=2026-11-19&end=2026-11-25"
-NO_LIMITS = "api:none,api-count:none,export:none,count:none"
+NO_LIMITS = "api:none,api-count:none,export:none,count:none,auth:none"
 
 
 def reply(name: str) -> dict[str, Any]:
@@ -757,6 +757,8 @@ def test_queries_read_by_index(tmp_path, monkeypatch):
               f"/api/v0/stats/hits?{R}&exclude_paths=1", f"/api/v0/stats/hits?{R}&after=3",
               "/api/v0/stats/hits?start=2026-11-19T05:00:00Z&end=2026-11-25T20:00:00Z",
               f"/api/v0/stats/hits?{R}&include_paths=1,2", f"/api/v0/stats/hits/1?{R}",
+              # Long enough for daily numbers only (from path_months).
+              "/api/v0/stats/hits?start=2026-01-01&end=2026-11-25&limit=100",
               "/api/v0/paths?after=3",
               *(f"/api/v0/stats/{p}?{R}{f} " for p in ("browsers", "systems", "locations",
                                                        "languages", "sizes", "campaigns",
@@ -1063,3 +1065,74 @@ def test_api_json_describes_every_stats_route(app):
                      "/api/v0/stats/{page}/{id}"}
     assert rules <= set(spec["paths"])
     assert {"/api/v0/stats/sizes/{id}", "/api/v0/stats/campaigns/{id}"} <= set(spec["paths"])
+
+
+# Bounded work (issue 9, item 8) ----------------------------------------------------------
+
+def test_long_ranges_get_daily_numbers_of_utc_days(tmp_path):
+    """Over HOURLY_ENTRIES day entries (paths asked for × days), entries carry daily
+    numbers of whole UTC days, without `hourly`; the numbers are the stored hits'."""
+    app, api, _ = random_site(tmp_path, 1)
+    rows = sql(app, "SELECT path_id, created_at FROM hits WHERE first_visit = 1")
+    setting = json.loads(sql(app, "SELECT settings FROM users")[0][0])["timezone"]
+    tz = ranges.zone(setting)
+    start, end = dt.datetime(2026, 9, 1, tzinfo=dt.UTC), dt.datetime(2026, 12, 31, 23, 59,
+                                                                       59, tzinfo=dt.UTC)
+    q = f"start={iso(int(start.timestamp()))}&end={iso(int(end.timestamp()))}"
+    # The UTC days of the range's dates in the user's zone, as the daily tables.
+    first, last = start.astimezone(tz).date(), end.astimezone(tz).date()
+    days = (last - first).days + 1
+    assert 100 * days > hitlist.HOURLY_ENTRIES >= 50 * days
+    body = api.get(f"/api/v0/stats/hits?{q}&limit=100").get_json()
+    per_day: Counter = Counter()
+    for path_id, ts in rows:
+        per_day[path_id, (dt.datetime.fromtimestamp(ts, dt.UTC).date() - first).days] += 1
+    assert body["hits"]
+    for h in body["hits"]:
+        assert len(h["stats"]) == days
+        assert all("hourly" not in e for e in h["stats"])
+        want = [{"day": (first + dt.timedelta(days=i)).isoformat(),
+                 "daily": per_day[h["path_id"], i]} for i in range(days)]
+        assert h["stats"] == with_blocks(want)
+        assert h["count"] == sum(e["daily"] for e in want)
+        # `max` of the hourly group is the highest daily number here.
+        assert h["max"] == max(e["daily"] for e in want)
+    assert body["total"] == len(rows)
+    # Fewer paths over the same range: hourly numbers, the same counts.
+    hourly = api.get(f"/api/v0/stats/hits?{q}&limit=50").get_json()
+    assert all(len(e["hourly"]) == 24 for h in hourly["hits"] for e in h["stats"])
+    assert [(h["path_id"], h["count"]) for h in hourly["hits"]] == \
+        [(h["path_id"], h["count"]) for h in body["hits"]][:50]
+
+
+def test_too_many_day_entries_is_a_400_that_says_how_to_ask(tmp_path):
+    _, api, _ = random_site(tmp_path, 2)
+    q = "start=2016-01-01&end=2025-12-31"
+    body = assert_error(api.get(f"/api/v0/stats/hits?{q}&limit=100"), 400)
+    assert body["error"] == (
+        "invalid query parameters: 100 paths over 3653 days would be 365,300 day entries, "
+        "more than 100,000; ask for limit=27 or lower (and page with exclude_paths), or a "
+        "range of at most 1000 days")
+    ok = api.get(f"/api/v0/stats/hits?{q}&limit=27")
+    assert ok.status_code == 200
+    assert api.get("/api/v0/stats/hits?start=2016-01-01&end=2018-09-26&limit=100") \
+        .status_code == 200
+    assert_error(api.get("/api/v0/stats/hits?start=2016-01-01&end=2018-09-27&limit=100"), 400)
+
+
+def test_the_bounds_hold_for_callers_of_the_functions(tmp_path):
+    """The dashboard calls the stats functions directly: they refuse the same work."""
+    from goatcounter.errors import BadRequest
+    from goatcounter.stats import filters, hitlist, totals
+    app, _, _ = random_site(tmp_path, 3)
+    long = ranges.Range(0, 3653 * 86400)
+    longer = ranges.Range(0, 4000 * 86400)
+    with app.app_context():
+        conn = db.get_db()
+        with pytest.raises(BadRequest):
+            hitlist.hits(conn, 1, long, filters.ALL, [], 100, "hour")
+        with pytest.raises(BadRequest):
+            hitlist.hits(conn, 1, longer, filters.ALL, [], 1, "hour")
+        with pytest.raises(BadRequest):
+            totals.total(conn, 1, longer, filters.ALL)
+        assert hitlist.hits(conn, 1, long, filters.ALL, [], 27, "hour")["hits"] == []

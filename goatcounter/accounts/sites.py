@@ -84,15 +84,24 @@ def strip_port(host: str) -> str:
     return host.split(":", 1)[0] if host.count(":") == 1 else host
 
 
+def normal_cname(name: str) -> str:
+    """A host name without the trailing dot of a fully qualified name: `b.test.` and
+    `b.test` are the same host, and are stored and looked up as `b.test`."""
+    return name[:-1] if name.endswith(".") else name
+
+
 def by_host(conn: sqlite3.Connection, host: str) -> dict[str, Any]:
     """The site a request is for, from its Host header: the site whose cname matches
-    (with or without the port), or the only site when there is just one."""
+    (with or without the port, and without a trailing dot), or the only site when there
+    is just one."""
     bare = strip_port(host)
+    port = host[len(bare):]
+    bare = normal_cname(bare)
     # Host names are case-insensitive; NOCASE is also how the unique index compares.
     rows = conn.execute(
         f"SELECT {SITE_COLUMNS} FROM sites"
         " WHERE state = 'a' AND " + db.nocase("cname") + " IN (:host, :bare)",
-        {"host": host, "bare": bare}).fetchall()
+        {"host": bare + port, "bare": bare}).fetchall()
     if rows:
         return decode(rows[0])
     rows = conn.execute(f"SELECT {SITE_COLUMNS} FROM sites WHERE state = 'a' LIMIT 2").fetchall()
@@ -142,6 +151,7 @@ def create(conn: sqlite3.Connection, *, cname: str | None, parent: int | None = 
            user_defaults: dict[str, Any] | None = None) -> dict[str, Any]:
     """Insert a site (inside the caller's write transaction) and return it."""
     now = clock.now_text()
+    cname = normal_cname(cname) if cname else cname
     full = settings_schema.default_site_settings()
     full.update(settings or {})
     cur = conn.execute(
@@ -168,7 +178,8 @@ def cname_errors(errors: FieldErrors, cname: str) -> None:
     if problem:
         errors.add("cname", problem)
     if cname:
-        reason = domain_error(cname)
+        # The one trailing dot a host name may have is gone already (normal_cname).
+        reason = domain_error(cname) or ("empty label" if cname.endswith(".") else None)
         if reason:
             errors.add("cname", f"must be a valid domain: {reason}")
 
@@ -274,6 +285,8 @@ def create_child(conn: sqlite3.Connection, current: dict[str, Any],
     transaction) with self-hosted rules: a random serve-<code>, a required cname, and
     cname_setup_at set to now."""
     cname = fields.get("cname")
+    if cname is not None:
+        cname = normal_cname(cname)
     link_domain = fields.get("link_domain", "").rstrip("/")
     settings = merge_settings(settings_schema.default_site_settings(), fields.get("settings", {}))
     user_defaults = build_user_defaults(fields.get("user_defaults", {}))
@@ -313,7 +326,8 @@ def update(conn: sqlite3.Connection, current: dict[str, Any], site_id: int,
     else:
         base, cname, link_domain = site["settings"], site["cname"], site["link_domain"]
     settings = merge_settings(base, changes.get("settings", {}), or_collect=not replace)
-    cname = changes.get("cname", cname) or None
+    cname = normal_cname(changes["cname"]) if changes.get("cname") else \
+        (cname if "cname" not in changes else None)
     link_domain = changes.get("link_domain", link_domain).rstrip("/")
 
     errors = FieldErrors()

@@ -14,7 +14,7 @@ from flask import current_app, g, request
 
 from goatcounter import clock, encoding
 from goatcounter.accounts import sites, users
-from goatcounter.errors import Forbidden, Unauthorized
+from goatcounter.errors import APIError, Forbidden, Unauthorized
 from goatcounter.storage import db
 
 # Permission bits; upstream marks these values as never to change.
@@ -134,15 +134,9 @@ def forget_sites() -> None:
     current_app.extensions.setdefault("goatcounter_hosts", sites.HostCache()).clear()
 
 
-def authenticate(required: int = 0) -> Auth:
-    """Check the request's token for the current site and `required` permission bits,
-    in upstream's order of checks and with its messages."""
-    header = request.headers.get("Authorization", "")
-    if not header.strip():
-        raise Unauthorized("no Authorization header")
-    token = _token_from_header(header)
-    site = current_site()
-    conn = db.get_db()
+def _find(conn: sqlite3.Connection, token: str, site: dict[str, Any]) -> dict[str, Any]:
+    """The row of `token` among the tokens of the site's account; Unauthorized if there
+    is none."""
     digest = hash_token(token)
     row = conn.execute(
         "SELECT * FROM api_tokens WHERE token_hash = :hash AND site_id = :account",
@@ -151,7 +145,33 @@ def authenticate(required: int = 0) -> Auth:
     # decision itself free of timing differences.
     if row is None or not hmac.compare_digest(row["token_hash"], digest):
         raise Unauthorized("unknown token")
-    tok = dict(row)
+    return dict(row)
+
+
+def lookup() -> dict[str, Any]:
+    """The token row of the request's Authorization header for the current site, found
+    once per request (the rate limiter asks before the view does). Raises Unauthorized
+    (or the site lookup's error), the same each time it is asked."""
+    if "token_lookup" not in g:
+        try:
+            header = request.headers.get("Authorization", "")
+            if not header.strip():
+                raise Unauthorized("no Authorization header")
+            token = _token_from_header(header)
+            g.token_lookup = _find(db.get_db(), token, current_site())
+        except APIError as exc:
+            g.token_lookup = exc
+    if isinstance(g.token_lookup, APIError):
+        raise g.token_lookup
+    return g.token_lookup
+
+
+def authenticate(required: int = 0) -> Auth:
+    """Check the request's token for the current site and `required` permission bits,
+    in upstream's order of checks and with its messages."""
+    tok = lookup()
+    site = current_site()
+    conn = db.get_db()
     allowed = json.loads(tok["sites"])
     if -1 not in allowed and site["id"] not in allowed:
         raise Forbidden("this token does not have access to this site")

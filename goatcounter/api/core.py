@@ -116,9 +116,11 @@ def init_hooks(app: Flask, stage: str) -> None:
 
 # /api/v0/test --------------------------------------------------------------------------
 
-def _validate_arg(value: Any, field: str) -> dict[str, Any] | None:
+def _validate_arg(value: Any, field: str) -> dict[str, Any]:
+    """A validator object as upstream's: `{"errors": null}` when nothing was sent (Go's
+    nil map), so the echo shows the same."""
     if value is None:
-        return None
+        return {"errors": None}
     if isinstance(value, str):
         import json
         try:
@@ -126,7 +128,9 @@ def _validate_arg(value: Any, field: str) -> dict[str, Any] | None:
         except ValueError as exc:
             raise BadRequest(f"invalid query parameters: {field}: not JSON") from exc
     obj = decoding.j_object(value, field)
-    errors = obj.get("errors", obj)
+    errors = obj.get("errors", obj or None)
+    if errors is None:
+        return {"errors": None}
     if not isinstance(errors, dict) or not all(
             isinstance(v, list) and all(isinstance(m, str) for m in v) for v in errors.values()):
         raise BadRequest(f'invalid JSON: {field}: want {{"errors": {{"field": ["message"]}}}}')
@@ -153,8 +157,8 @@ def test() -> Response:
     who = tokens.authenticate(args.get("perm", 0))
     if args.get("panic"):
         raise RuntimeError("panic requested through /api/v0/test")
-    validate = args.get("validate")
-    if validate and validate["errors"]:
+    validate = args.get("validate") or {"errors": None}
+    if validate["errors"]:
         return json_response(validate, 400)
     status = args.get("status", 0)
     if status:

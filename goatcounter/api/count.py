@@ -30,16 +30,11 @@ def _size(value: Any, field: str) -> int:
         raise BadRequest(f"invalid JSON: {field}: {exc}") from exc
 
 
-def _created_at(value: Any, field: str) -> float | None:
-    parsed = decoding.j_time(value, field)
-    return parsed.timestamp() if parsed is not None else None
-
-
 _HIT_FIELDS = {
     "path": decoding.j_str, "title": decoding.j_str, "event": decoding.j_loose_bool,
     "ref": decoding.j_str, "size": _size, "query": decoding.j_str, "bot": decoding.j_int,
     "user_agent": decoding.j_str, "location": decoding.j_str, "language": decoding.j_str,
-    "ip": decoding.j_str, "created_at": _created_at, "session": decoding.j_str,
+    "ip": decoding.j_str, "created_at": decoding.j_time_seconds, "session": decoding.j_str,
 }
 
 

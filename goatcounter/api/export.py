@@ -6,7 +6,7 @@ import os
 import re
 from typing import Any
 
-from flask import Blueprint, Response, send_file
+from flask import Blueprint, Response, request, send_file
 
 from goatcounter import decoding, validation
 from goatcounter.accounts import tokens
@@ -71,15 +71,23 @@ def download(export_id: str) -> Response:
     200 with the gzipped CSV as `application/gzip`, an attachment; the body is the file
     itself, not a compressed transfer, so clients gunzip it themselves. 202 `still
     being generated` for an export without `finished_at`; 410 once the file was deleted
-    after EXPORT_RETENTION_HOURS.
+    after EXPORT_RETENTION_HOURS. The file has every value as it was sent; `?escape=1`
+    gives a copy in which cells starting with = + - @ (formulas to a spreadsheet) start
+    with `'`, for opening in a spreadsheet (not for importing).
     """
     row = _find(export_id)
+    escape = decoding.q_bool(request.args.get("escape", ""), "escape")
     if row["finished_at"] is None:
         # Upstream's documented reply while a background export runs; ours are recorded
         # only once finished, so only a record made some other way gets here.
         return json_response({"error": "still being generated"}, 202)
     path = exporter.file_for_download(row)
     name = os.path.basename(path)
+    if escape:
+        name = name.removesuffix(".csv.gz") + "-escaped.csv.gz"
+        response = Response(exporter.escaped(path), mimetype="application/gzip")
+        response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
     response = send_file(path, mimetype="application/gzip", as_attachment=True,
                          download_name=name)
     if _SAFE_NAME.fullmatch(name):

@@ -35,14 +35,14 @@ def serve_command(listen: str, workers: int, dev: bool) -> None:
     if dev:
         current_app.run(host=host, port=int(port), debug=True, use_reloader=True)
         return
-    # gunicorn reads its settings from the command line; the app factory builds the same
-    # app from the same environment.
+    # The project's gunicorn settings (request line long enough for /count, an access
+    # log without query strings, no control socket, timeouts for big exports), with the
+    # address and workers given here; the app factory builds the same app from the same
+    # environment.
     env = dict(os.environ)
     env.setdefault("GOATCOUNTER_INSTANCE", current_app.instance_path)
-    # A big export is written while its request waits: allow it minutes, not seconds.
-    args = [sys.executable, "-m", "gunicorn", "--bind", listen, "--workers", str(workers),
-            "--timeout", "300", "--graceful-timeout", "30", "--access-logfile", "-",
-            "goatcounter:create_app()"]
+    args = [sys.executable, "-m", "gunicorn", "-c", "python:goatcounter.gunicorn_conf",
+            "--bind", listen, "--workers", str(workers), "goatcounter:create_app()"]
     os.execvpe(args[0], args, env)
 
 

@@ -153,9 +153,15 @@ def _save(conn: sqlite3.Connection, cache: Ids, site: dict[str, Any], hits: list
     return len(counted)
 
 
+# The first second a date can be written for (0001-01-01T00:00:00Z).
+_YEAR_1 = -62135596800
+
+
 def _mark_received(conn: sqlite3.Connection, site: dict[str, Any], earliest: int) -> None:
     """Note that the site has data, and move first_hit_at back for older hits (to 12 hours
     before the earliest, as upstream)."""
+    # New hits are from 1990 on, but older ones may still wait in failed_hits.
+    earliest = max(earliest, _YEAR_1 + 12 * 3600)
     if clock.parse_rfc3339(site["first_hit_at"]).timestamp() > earliest or \
             not site["received_data"]:
         # Whole-second RFC 3339 texts compare in time order.

@@ -35,6 +35,16 @@ def quote(value: str) -> str:
     return value
 
 
+# What a spreadsheet takes as the start of a formula (OWASP's list for CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_formula(value: str) -> str:
+    """A cell that a spreadsheet would run as a formula, with `'` before it (which
+    spreadsheets show as text); other cells as they are."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
 def line(fields: Iterable[str]) -> str:
     """One record, ending in a newline."""
     return ",".join(quote(f) for f in fields) + "\n"
@@ -79,7 +89,7 @@ def parse_session(cell: str) -> bytes | None:
     if not sep:
         raise ValueError(f"not a session id: {cell!r}")
     hi, lo = int(high, 16), int(low, 16)
-    if hi < 0 or lo < 0:
+    if not (0 <= hi < 2**64 and 0 <= lo < 2**64):
         raise ValueError(f"not a session id: {cell!r}")
     if hi == lo == 0:
         return None

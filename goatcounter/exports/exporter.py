@@ -8,7 +8,9 @@ EXPORT_RETENTION_HOURS after they were finished; their records stay.
 from __future__ import annotations
 
 import contextlib
+import csv
 import dataclasses
+import gzip
 import hashlib
 import itertools
 import os
@@ -16,7 +18,7 @@ import re
 import sqlite3
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
 from flask import Flask, current_app
@@ -26,6 +28,8 @@ from goatcounter.errors import Gone
 from goatcounter.exports.csvformat import (
     HEADER,
     date_text,
+    escape_formula,
+    line,
     name_version,
     quote,
     session_text,
@@ -283,6 +287,24 @@ def _row_formatter(conn: sqlite3.Connection) -> Callable[[Iterable[tuple]], str]
             f"{sizes[w]},{places[loc]},{1 if first else 0},{date_text(at)}\n"
             for _, p, r, b, s, session, w, loc, first, at in batch])
     return format_rows
+
+
+def escaped(path: str) -> Iterator[bytes]:
+    """The export file at `path` as a new gzip stream in which every cell that a
+    spreadsheet would run as a formula starts with `'` (the file itself keeps the raw
+    values, which GoatCounter's format and importers need). Read and written a batch
+    at a time."""
+    zipper = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+    with gzip.open(path, "rt", encoding="utf-8", errors="surrogateescape", newline="") as text:
+        reader = csv.reader(text, strict=True)
+        out: list[str] = []
+        for record in reader:
+            out.append(line(escape_formula(cell) for cell in record))
+            if len(out) >= BATCH:
+                yield zipper.compress("".join(out).encode("utf-8", "surrogateescape"))
+                out = []
+        yield zipper.compress("".join(out).encode("utf-8", "surrogateescape"))
+    yield zipper.flush()
 
 
 # Retention ---------------------------------------------------------------------------

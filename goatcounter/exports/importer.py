@@ -61,16 +61,22 @@ def _bool(column: str, value: str) -> bool:
 
 def _int(column: str, value: str) -> int:
     try:
-        return int(value or "0")
+        number = int(value or "0")
     except ValueError:
-        raise RowError(f"{column}: must be a whole number, not {value!r}") from None
+        raise RowError(f"{column}: must be a whole number, not {value[:40]!r}") from None
+    # The same range as the API's numbers (Go's int64), which the database can hold.
+    if not -(2**63) <= number < 2**63:
+        raise RowError(f"{column}: out of range")
+    return number
 
 
 def _created_at(value: str) -> int:
+    # Any year that can be written is read; validate() then refuses the ones before
+    # 1990 or in the future, as the API does.
     try:
-        ts = clock.parse_rfc3339(value).timestamp()
+        ts = clock.parse_rfc3339_seconds(value)
     except ValueError:
-        raise RowError(f"Date: not an RFC 3339 time: {value!r}") from None
+        raise RowError(f"Date: not an RFC 3339 time: {value[:40]!r}") from None
     # Half a second rounds up, as the counting pipeline does.
     return math.floor(ts + 0.5)
 
@@ -86,7 +92,7 @@ def _session(value: str) -> bytes | None:
     try:
         return parse_session(value)
     except ValueError:
-        raise RowError(f"Session: not a session id: {value!r}") from None
+        raise RowError(f"Session: not a session id: {value[:40]!r}") from None
 
 
 def hit_from_row(fields: list[str], now: float) -> Hit:
@@ -100,7 +106,7 @@ def hit_from_row(fields: list[str], now: float) -> Hit:
     if scheme and scheme not in SCHEMES:
         raise RowError(f"Referrer scheme: must be one of {', '.join(SCHEMES)}, not {scheme!r}")
     created_at = _created_at(date)
-    problem = validate(path, title, ref, user_agent, created_at, now)
+    problem = validate(path, title, ref, user_agent, created_at, now, location=location)
     if problem:
         raise RowError(problem.replace("\n", " ").strip())
     found_browser, found_system = parse_name_version(browser), parse_name_version(system)

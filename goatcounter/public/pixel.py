@@ -63,17 +63,17 @@ def _bool(value: str, name: str) -> bool:
         return True
     if low in ("false", "0", "off", "f", "no", ""):
         return False
-    raise _Decode(f"{name}: invalid boolean {value!r}")
+    raise _Decode(f"{name}: invalid boolean {sizes.shown(value)}")
 
 
 def _int(value: str, name: str) -> int:
     try:
         num = int(value.strip() or "0")
     except ValueError as exc:
-        raise _Decode(f"{name}: not a number: {value!r}") from exc
+        raise _Decode(f"{name}: not a number: {sizes.shown(value)}") from exc
     # Go's int is 64 bits: anything larger is a decoding error upstream too.
     if not -(2**63) <= num < 2**63:
-        raise _Decode(f"{name}: value out of range: {value!r}")
+        raise _Decode(f"{name}: value out of range: {sizes.shown(value)}")
     return num
 
 

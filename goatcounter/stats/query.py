@@ -112,9 +112,8 @@ def decode(kind: str, user: dict[str, Any]) -> Args:
                 limit=clamp(got.get("limit", DEFAULT_LIMIT), STATS_MAX),
                 include=got.get("include_paths", []), exclude=got.get("exclude_paths", []),
                 by_name=got.get("path_by_name", False), filter=got.get("filter", "").strip())
-    if kind in ("total", "hits") and args.rng.days > ranges.MAX_DAYS:
-        raise BadRequest(f"invalid query parameters: the range is longer than {ranges.MAX_DAYS}"
-                         " days; ask for hourly numbers in smaller ranges")
+    if kind in ("total", "hits"):
+        ranges.check_days(args.rng)
     offset = got.get("offset")
     if kind == "page" and offset is None and "after" in got:
         # This client pages the lists by `after`; on these lists it can only mean an

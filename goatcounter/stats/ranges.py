@@ -55,6 +55,13 @@ def parse_time(value: str, field: str) -> int:
     return min(max(int(parsed.timestamp() // 1), 0), LAST)
 
 
+def check_days(rng: Range) -> None:
+    """Refuse a range with more than MAX_DAYS days of hourly numbers."""
+    if rng.days > MAX_DAYS:
+        raise BadRequest(f"invalid query parameters: the range is longer than {MAX_DAYS}"
+                         " days; ask for hourly numbers in smaller ranges")
+
+
 @lru_cache(maxsize=256)
 def zone(setting: str) -> dt.tzinfo:
     """The zone of a user's `timezone` setting, `<country code>.<IANA name>` such as

@@ -11,7 +11,7 @@ from typing import Any
 
 from goatcounter.stats.days import Series
 from goatcounter.stats.filters import IN_PATHS, PathSet
-from goatcounter.stats.ranges import Range, Slots
+from goatcounter.stats.ranges import Range, Slots, check_days
 
 _SITE_HOURS = {
     False: "SELECT (hour - :h0) / 3600, total FROM site_counts WHERE site_id = :site"
@@ -61,6 +61,7 @@ def visitors(conn: sqlite3.Connection, site_id: int, rng: Range) -> int:
 
 def total(conn: sqlite3.Connection, site_id: int, rng: Range, paths: PathSet) -> dict[str, Any]:
     """The reply of GET /api/v0/stats/total."""
+    check_days(rng)
     series = Series(Slots(rng))
     series.add(hourly(conn, site_id, rng, paths))
     entries, _ = series.entries()

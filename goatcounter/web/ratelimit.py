@@ -1,6 +1,8 @@
-"""Rate limits: Flask-Limiter with named buckets chosen by path, keyed per API key (or
-IP), and counters that every gunicorn worker shares. Sign-in attempts are limited per IP
-and, with the same numbers, per email address.
+"""Rate limits: Flask-Limiter with named buckets chosen by path, keyed per API token
+(its id, once the token is found), and counters that every gunicorn worker shares.
+Requests whose credential can't be verified count per client address in a bucket of
+their own (`auth`), so that made-up tokens are limited too. Sign-in attempts are limited
+per IP and, with the same numbers, per email address (`login`).
 
 The default storage is a small SQLite file beside the database, so a limit holds for
 the whole server without running another service; `redis://` works too.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import ipaddress
 import os
 import sqlite3
 import threading
@@ -21,12 +24,17 @@ from limits import parse as parse_limit
 from limits.storage import Storage
 
 from goatcounter import clock, server_config
+from goatcounter.accounts import tokens
+from goatcounter.errors import APIError
 from goatcounter.responses import json_response
 from goatcounter.web import pages
 
-# The buckets, as upstream names them, and the paths they cover.
-NAMES = ("api", "api-count", "export", "count", "login")
+# The buckets, as upstream names them (and `auth`, ours), and what they cover.
+NAMES = ("api", "api-count", "export", "count", "auth", "login")
 LOGIN_PATHS = frozenset({"/user/requestlogin"})
+# What the headers say when a limit is turned off: clients that wait when few requests
+# remain (goatpie sleeps Reset seconds below 2) go on at once.
+UNLIMITED = 2**31 - 1
 
 
 def parse(text: str) -> dict[str, tuple[int, int] | None]:
@@ -56,39 +64,61 @@ def parse(text: str) -> dict[str, tuple[int, int] | None]:
 
 
 def bucket(path: str) -> str | None:
-    """The bucket of a request, chosen by path alone (before routing and auth), as
-    upstream does."""
+    """The bucket of an API request (or a sign-in), chosen by path alone (before routing),
+    as upstream does. The public /count is limited by the pixel layer (check_count),
+    before Flask."""
     if path == "/api/v0/count":
         return "api-count"
     if path == "/api/v0/export":
         return "export"
     if path.startswith("/api/"):
         return "api"
-    if path == "/count":
-        return "count"
     if path in LOGIN_PATHS:
         return "login"
     return None
 
 
-def _client_ip() -> str:
-    return request.remote_addr or ""
+def client_net(ip: str) -> str:
+    """The address a client is counted by: its IP, or for IPv6 its /64 (one client
+    usually has a whole /64, and could otherwise use a new address for each request)."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if addr.version == 6 and addr.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{addr}/64", strict=False))
+    return str(addr)
+
+
+def identify() -> None:
+    """Choose the bucket and key of an API request, before any check refuses it (so
+    that its reply still has the bucket's headers; nothing is spent here).
+
+    A valid token counts against its own id, whatever form the header has (Bearer,
+    Basic with any user name). A credential that can't be verified counts per client
+    address in the `auth` bucket (if that limit is on; else in the path's bucket). No
+    credential: per client address in the path's bucket."""
+    name = bucket(request.path)
+    g.ratelimit_bucket = name
+    if name is None:
+        return
+    net = client_net(request.remote_addr or "")
+    g.ratelimit_key = "ip:" + net
+    if name == "login" or not request.headers.get("Authorization", "").strip():
+        # Whatever headers come along, a guesser at passwords is counted by address.
+        return
+    try:
+        token = tokens.lookup()
+    except APIError:
+        if current_app.extensions["goatcounter_limits"].get("auth") is not None:
+            g.ratelimit_bucket, g.ratelimit_key = "auth", "auth:" + net
+        return
+    g.ratelimit_key = f"token:{token['id']}"
 
 
 def key() -> str:
-    """Whom a request is counted against: its API key, else its IP address; the public
-    /count endpoint goes by IP and User-Agent, as upstream."""
-    bucket_name = g.get("ratelimit_bucket")
-    if bucket_name == "count":
-        return "ip:" + _client_ip() + "|" + request.headers.get("User-Agent", "")
-    if bucket_name == "login":
-        # Whatever headers come along, a guesser is counted by address.
-        return "ip:" + _client_ip()
-    header = request.headers.get("Authorization", "").split()
-    if len(header) == 2 and header[1]:
-        # A hash, so that no token sits in the counter storage.
-        return "key:" + hashlib.sha256(header[1].encode("utf-8", "replace")).hexdigest()[:32]
-    return "ip:" + _client_ip()
+    """Whom a request is counted against (see `identify`)."""
+    return g.get("ratelimit_key") or "ip:" + client_net(request.remote_addr or "")
 
 
 class SQLiteStorage(Storage):
@@ -97,13 +127,20 @@ class SQLiteStorage(Storage):
 
     STORAGE_SCHEME = ["sqlite"]  # noqa: RUF012 (read by the limits registry)
 
+    # Expired counters are deleted every this many increments (per process), so the
+    # table holds about the clients of the longest window, not every client ever seen.
+    PURGE_EVERY = 1000
+
     def __init__(self, uri: str, wrap_exceptions: bool = False, **options: Any) -> None:
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
         self.path = uri.removeprefix("sqlite://")
         self._local = threading.local()
-        self._conn().execute(
+        self._increments = 0
+        conn = self._conn()
+        conn.execute(
             "CREATE TABLE IF NOT EXISTS ratelimits (key TEXT PRIMARY KEY, count INTEGER NOT NULL,"
             " expires REAL NOT NULL) WITHOUT ROWID")
+        conn.execute("CREATE INDEX IF NOT EXISTS ratelimits_expires ON ratelimits (expires)")
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
@@ -132,6 +169,9 @@ class SQLiteStorage(Storage):
             {"key": key, "amount": amount, "exp": now + expiry, "now": now}).fetchone()
         # The headers of this same request read these back; no need to ask again.
         self._local.last = (key, count, expires)
+        self._increments += 1
+        if self._increments % self.PURGE_EVERY == 0:
+            self.purge()
         return int(count)
 
     def _row(self, key: str) -> tuple[int, float]:
@@ -169,7 +209,7 @@ class SQLiteStorage(Storage):
         self._local.last = None
 
     def purge(self) -> int:
-        """Delete expired counters."""
+        """Delete expired counters (live ones stay: deleting them would lift limits)."""
         return self._conn().execute("DELETE FROM ratelimits WHERE expires <= :now",
                                     {"now": clock.now()}).rowcount
 
@@ -200,12 +240,28 @@ def get_limiter() -> Limiter:
 
 
 def _set_headers(response: Response) -> Response:
-    current = get_limiter().current_limit
-    if current is None:
+    """The three X-Rate-Limit headers on every API reply (and Retry-After on a 429):
+    of the limit this request spent, of its bucket's window when a check refused it
+    before the limiter (413, 415, a redirect), or 'no limit' when the limit is off."""
+    name = g.get("ratelimit_bucket")
+    if name is None:
         return response
-    reset_time, remaining = current.window
-    response.headers["X-Rate-Limit-Limit"] = str(current.limit.amount)
-    response.headers["X-Rate-Limit-Remaining"] = str(0 if current.breached else remaining)
+    current = get_limiter().current_limit
+    if current is not None:
+        reset_time, remaining = current.window
+        amount = current.limit.amount
+        remaining = 0 if current.breached else remaining
+    else:
+        pair = current_app.extensions["goatcounter_limits"].get(name)
+        if pair is None:
+            amount, remaining, reset_time = UNLIMITED, UNLIMITED, clock.now()
+        else:
+            item = _item(*pair)
+            reset_time, remaining = get_limiter().limiter.get_window_stats(
+                item, "gc", key(), name)
+            amount = item.amount
+    response.headers["X-Rate-Limit-Limit"] = str(amount)
+    response.headers["X-Rate-Limit-Remaining"] = str(remaining)
     response.headers["X-Rate-Limit-Reset"] = str(_seconds_left(reset_time))
     if response.status_code == 429:
         response.headers["Retry-After"] = response.headers["X-Rate-Limit-Reset"]
@@ -221,8 +277,7 @@ def _too_many(exc: RateLimitExceeded) -> Response:
     return json_response({"error": message}, 429)
 
 
-def _choose_bucket() -> None:
-    g.ratelimit_bucket = bucket(request.path)
+def _new_request() -> None:
     storage = get_limiter().storage
     if isinstance(storage, SQLiteStorage):
         storage.forget_request()
@@ -250,7 +305,9 @@ def check_count(app: Flask, ip: str, user_agent: str) -> Verdict | None:
     (turned off, or the machine itself, as upstream)."""
     if ip in LOOPBACK:
         return None
-    return _check(app, "count", "ip:" + ip + "|" + user_agent)
+    # The user agent is hashed: it can be kilobytes long, and the store keeps the key.
+    agent = hashlib.sha256(user_agent.encode("utf-8", "replace")).hexdigest()[:16]
+    return _check(app, "count", f"ip:{ip}|{agent}")
 
 
 def check_login_email(email: str) -> Verdict | None:
@@ -282,13 +339,10 @@ def _check(app: Flask, name: str, key: str) -> Verdict | None:
 
 
 def _unlimited() -> bool:
-    """Requests no bucket applies to skip the limiter's work altogether: it is measurable
-    on the pixel endpoint."""
+    """Requests no limit applies to (not the API, or a limit turned off) skip the
+    limiter's work: a request filter, which it asks before looking at any limit."""
     name = g.get("ratelimit_bucket")
-    if name is None or current_app.extensions["goatcounter_limits"].get(name) is None:
-        return True
-    # As upstream: the public counter doesn't limit the machine itself.
-    return name == "count" and request.remote_addr in LOOPBACK
+    return name is None or current_app.extensions["goatcounter_limits"].get(name) is None
 
 
 def _make_limit(name: str, amount: int, seconds: int) -> ApplicationLimit:
@@ -307,18 +361,24 @@ def storage_uri(app: Flask) -> str:
     return setting
 
 
-def init_app(app: Flask) -> None:
-    """Create the app's limiter with the buckets of the RATELIMIT setting.
+def init_app(app: Flask, stage: str) -> None:
+    """Stage `identify`: choose each request's bucket and key, ahead of every other
+    check. Stage `limit`: create the app's limiter with the buckets of the RATELIMIT
+    setting, which checks them after the body checks.
 
     One limiter per app (not one per module), because its storage and limits come
     from the app's settings.
     """
+    if stage == "identify":
+        app.before_request(_new_request)
+        app.before_request(identify)
+        return
     try:
         limits = parse(server_config.DEFAULTS["RATELIMIT"])
         limits.update(parse(app.config["RATELIMIT"]))
     except ValueError as exc:
         raise SystemExit(f"GOATCOUNTER_RATELIMIT: {exc}") from exc
-    app.before_request(_choose_bucket)
+    app.extensions["goatcounter_limits"] = limits
     limiter = Limiter(
         key_func=key, headers_enabled=False, strategy="fixed-window", key_prefix="gc",
         # Unrouted requests (404s) count too: the bucket comes from the path alone.
@@ -326,13 +386,8 @@ def init_app(app: Flask) -> None:
         storage_uri=storage_uri(app),
         application_limits=[_make_limit(name, *pair)
                             for name, pair in limits.items() if pair is not None])
+    limiter.request_filter(_unlimited)
     limiter.init_app(app)
-    # Flask-Limiter's own hook does measurable work on every request, bucket or not; run
-    # it only for requests that a limit can apply to.
-    hooks = app.before_request_funcs[None]
-    check = next(f for f in hooks if getattr(f, "__self__", None) is limiter)
-    hooks[hooks.index(check)] = lambda: None if _unlimited() else check()
     app.extensions["goatcounter_limiter"] = limiter
-    app.extensions["goatcounter_limits"] = limits
     app.after_request(_set_headers)
     app.register_error_handler(RateLimitExceeded, _too_many)

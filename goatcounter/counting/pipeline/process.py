@@ -21,8 +21,25 @@ MAX_PATH = 2048
 MAX_TITLE = 1024
 MAX_REF = 2048
 MAX_USER_AGENT = 512
+# Upstream has no limits for these two; they are stored with every hit (and in the
+# aggregates), so a client must not be able to store megabytes in them. An ISO 3166-2
+# code has at most 6 characters, a campaign name is a short label.
+MAX_LOCATION = 64
+MAX_CAMPAIGN = 255
+# Cleaning shortens a path or referrer only a little (tracking parameters, an archive
+# prefix), and the cleaning steps are cached: a value longer than this is refused before
+# them, so that no client can fill the caches with megabytes. (The pixel's request line
+# can't be longer either.)
+MAX_RAW = 8192
+# Longer texts can't be an address or a language tag; they are left out before the
+# cached look-ups, as unknown ones are.
+MAX_IP = 64
+MAX_LANGUAGE_TAG = 64
 # Clients' clocks are not exact: this much in the future is still fine.
 FUTURE_MARGIN = 5.0
+# Nothing was counted before 1990; older times are mistakes (year 1, say), and times
+# near year 0 can't even be written as dates.
+EARLIEST = 631152000  # 1990-01-01T00:00:00Z
 
 
 @dataclasses.dataclass(slots=True)
@@ -93,8 +110,10 @@ def valid_utf8(text: str) -> bool:
 
 
 def validate(path: str, title: str, ref: str, user_agent: str, created_at: float,
-             now: float) -> str | None:
-    """Upstream's validation message for a hit (`path: must be set, ...`), or None."""
+             now: float, *, location: str = "", campaign: str = "") -> str | None:
+    """Upstream's validation message for a hit (`path: must be set, ...`), or None.
+    Besides upstream's checks: no time before 1990, and limits on location and
+    campaign."""
     errs: dict[str, list[str]] = {}
 
     def add(field: str, msg: str) -> None:
@@ -102,9 +121,13 @@ def validate(path: str, title: str, ref: str, user_agent: str, created_at: float
 
     if created_at > now + FUTURE_MARGIN:
         add("created_at", "in the future")
+    if created_at < EARLIEST:
+        add("created_at", "before 1990-01-01")
     for field, value, low, high in (("path", path, 1, MAX_PATH), ("title", title, 0, MAX_TITLE),
                                     ("ref", ref, 0, MAX_REF),
-                                    ("user_agent_header", user_agent, 0, MAX_USER_AGENT)):
+                                    ("user_agent_header", user_agent, 0, MAX_USER_AGENT),
+                                    ("location", location, 0, MAX_LOCATION),
+                                    ("campaign", campaign, 0, MAX_CAMPAIGN)):
         if field == "path" and not value:
             add(field, "must be set")
         if not valid_utf8(value):
@@ -119,10 +142,23 @@ def validate(path: str, title: str, ref: str, user_agent: str, created_at: float
     return parts[0] if len(parts) == 1 else "".join(p + "\n" for p in parts)
 
 
+def _too_long(raw: Incoming) -> str | None:
+    """The message for a path, referrer or query too long to be cleaned, in upstream's
+    words for the first two."""
+    for field, value, limit in (("path", raw.path, MAX_PATH), ("query", raw.query, MAX_RAW),
+                                ("ref", raw.ref, MAX_REF)):
+        if len(value) > MAX_RAW:
+            return f"{field}: must be shorter than {limit} characters."
+    return None
+
+
 def process(raw: Incoming, settings: dict[str, Any], now: float,
             session_key: str | None) -> Hit | str:
     """Run every step for one hit under a site's settings. Returns the hit, or the
     validation message when it can't be stored."""
+    too_long = _too_long(raw)
+    if too_long:
+        return too_long
     collect = settings["collect"]
     created = raw.created_at if raw.created_at is not None else now
     event = raw.event
@@ -140,7 +176,9 @@ def process(raw: Incoming, settings: dict[str, Any], now: float,
     else:
         ref, ref_scheme = referrers.clean_referrer(ref)
 
-    error = validate(path, raw.title, ref, raw.user_agent, created, now)
+    location = sane_text(raw.location.strip()) if raw.location else ""
+    error = validate(path, raw.title, ref, raw.user_agent, created, now, location=location,
+                     campaign=campaign)
     if error:
         return error
 
@@ -149,8 +187,7 @@ def process(raw: Incoming, settings: dict[str, Any], now: float,
     if found:
         bot = found
 
-    location = sane_text(raw.location.strip()) if raw.location else ""
-    if not location and raw.ip:
+    if not location and raw.ip and len(raw.ip) <= MAX_IP:
         location = locations.lookup_ip(raw.ip)
     if not collect & COLLECT_LOCATION:
         location = ""
@@ -170,7 +207,7 @@ def process(raw: Incoming, settings: dict[str, Any], now: float,
         campaign=campaign, width=raw.width if collect & COLLECT_SCREEN_SIZE else 0,
         bot=bot if bot > 0 else 0, browser=browser, system=system, location=location,
         language=languages.iso3(raw.language) if collect & COLLECT_LANGUAGE
-        and raw.language else "",
+        and raw.language and len(raw.language) <= MAX_LANGUAGE_TAG else "",
         user_agent=raw.user_agent, session_key=session_key,
         # Half a second rounds up, as Go's Round does.
         created_at=math.floor(created + 0.5), ignored=paths.ignored(path),

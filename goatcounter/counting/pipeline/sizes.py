@@ -33,13 +33,23 @@ def width(size: Any) -> int:
         first = size
     if isinstance(first, bool):
         raise SizeError("not a number")
+    if isinstance(first, int) and not -MAX_WIDTH <= first <= MAX_WIDTH:
+        # Too large for a float, and out of range anyway; not shown (it may be huge).
+        raise SizeError("out of range")
     try:
         value = float(first)
     except (TypeError, ValueError) as exc:
-        raise SizeError(f"not a number: {first!r}") from exc
+        raise SizeError(f"not a number: {shown(first)}") from exc
     if not math.isfinite(value) or value > MAX_WIDTH or value < -MAX_WIDTH:
-        raise SizeError(f"out of range: {first!r}")
+        raise SizeError(f"out of range: {shown(first)}")
     return max(0, int(value))
+
+
+def shown(value: Any) -> str:
+    """A value for a message, cut short: messages go back to the client (and into a
+    header on /count)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."
 
 
 def size_class(w: int) -> str:
