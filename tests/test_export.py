@@ -115,6 +115,22 @@ def test_session_text(session, text):
     assert csvformat.parse_session(text) == session
 
 
+@pytest.mark.parametrize(("cell", "session"), [
+    ("0-5", bytes(8) + (5).to_bytes(8, "big")),
+    ("5-0", (5).to_bytes(8, "big") + bytes(8)),
+    (" 0-0 ", None),
+    ("00-000", None),
+])
+def test_parse_session(cell, session):
+    assert csvformat.parse_session(cell) == session
+
+
+@pytest.mark.parametrize("cell", ["1--5", "-1-5", "5", "", "x-1", "10000000000000000-1"])
+def test_parse_session_refuses_what_is_not_a_session(cell):
+    with pytest.raises(ValueError, match=r"not a session id|invalid literal"):
+        csvformat.parse_session(cell)
+
+
 @pytest.mark.parametrize(("cell", "want"), [
     ("Firefox 131", ("Firefox", "131")), ("Linux ", ("Linux", "")), (" ", ("", "")),
     ("", None), ("Samsung Internet 23", ("Samsung Internet", "23")),

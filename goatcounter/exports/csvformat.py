@@ -79,7 +79,7 @@ def parse_session(cell: str) -> bytes | None:
     if not sep:
         raise ValueError(f"not a session id: {cell!r}")
     hi, lo = int(high, 16), int(low, 16)
-    if hi < 0 or lo < 0:
+    if not (0 <= hi < 2**64 and 0 <= lo < 2**64):
         raise ValueError(f"not a session id: {cell!r}")
     if hi == lo == 0:
         return None
