@@ -239,14 +239,6 @@ def test_bad_width(size):
         sizes.width(size)
 
 
-@pytest.mark.parametrize(("width", "cls"), [
-    (0, "unknown"), (1, "phone"), (600, "phone"), (601, "tablet"), (1000, "tablet"),
-    (1001, "desktop"), (1920, "desktop"), (1921, "desktophd"),
-])
-def test_size_class(width, cls):
-    assert sizes.size_class(width) == cls
-
-
 @pytest.mark.parametrize(("tag", "want"), [
     ("fr", "fra"), ("en-US", "eng"), ("EN_gb", "eng"), ("xx", ""), ("", ""), ("123", ""),
 ])

@@ -635,6 +635,31 @@ def test_daily_tables_use_the_local_dates_of_the_range(tmp_path):
     assert body.get_json()["stats"][4] == {"id": "unknown", "name": "", "count": 2}
 
 
+def test_size_classes_at_their_edges(tmp_path):
+    _app, api = zone_site(tmp_path, "")
+    clock.freeze(dt.datetime(2026, 4, 2, tzinfo=dt.UTC))
+    widths = [0, 1, 600, 601, 1000, 1001, 1920, 1921, 5000, 1920]
+    assert api.post("/api/v0/count", {"hits": [
+        {"path": "/", "session": f"v{i}", "size": str(w), "created_at": "2026-03-20T10:00:00Z"}
+        for i, w in enumerate(widths)]}).status_code == 202
+    q = "start=2026-03-20&end=2026-03-20"
+    assert api.get(f"/api/v0/stats/sizes?{q}").get_json()["stats"] == [
+        {"id": "phone", "name": "", "count": 2}, {"id": "tablet", "name": "", "count": 2},
+        {"id": "desktop", "name": "", "count": 3}, {"id": "desktophd", "name": "", "count": 2},
+        {"id": "unknown", "name": "", "count": 1}]
+
+    def detail(cls: str) -> list[tuple[str, int]]:
+        body = api.get(f"/api/v0/stats/sizes/{cls}?{q}").get_json()
+        return [(s["name"], s["count"]) for s in body["stats"]]
+
+    px = "\u2194\ufe0e "
+    assert detail("phone") == [(f"{px}1px", 1), (f"{px}600px", 1)]
+    assert detail("tablet") == [(f"{px}1000px", 1), (f"{px}601px", 1)]
+    assert detail("desktop") == [(f"{px}1920px", 2), (f"{px}1001px", 1)]
+    assert detail("desktophd") == [(f"{px}1921px", 1), (f"{px}5000px", 1)]
+    assert detail("unknown") == [(f"{px}0px", 1)]
+
+
 # Site isolation ------------------------------------------------------------------------
 
 def test_another_sites_paths_give_nothing(tmp_path):
