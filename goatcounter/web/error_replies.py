@@ -9,6 +9,7 @@ import traceback
 
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from goatcounter import encoding
 from goatcounter.errors import APIError
@@ -68,7 +69,7 @@ _HTTP_MESSAGES = {
 }
 
 
-def _http_error(exc: HTTPException) -> Response:
+def _http_error(exc: HTTPException) -> BaseResponse:
     status = exc.code or 500
     if 300 <= status < 400:
         return exc.get_response()
