@@ -8,6 +8,7 @@ thread is turned off).
 """
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import time
@@ -76,8 +77,8 @@ def _site_retention(conn: sqlite3.Connection) -> int:
         removed += _chunked(conn, "DELETE FROM hits WHERE id IN (SELECT id FROM hits"
                                   " WHERE site_id = :site AND created_at < :cutoff LIMIT :n)",
                             {"site": site["id"], "cutoff": cutoff})
-        removed += db.write(lambda c, s=site["id"], cut=cutoff: _aggregates_before(c, s, cut),
-                            conn)
+        removed += db.write(functools.partial(_aggregates_before, site_id=site["id"],
+                                              cutoff=cutoff), conn)
     return removed
 
 

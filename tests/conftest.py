@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from goatcounter import clock, create_app
 from goatcounter.accounts import sites, tokens, users
 from goatcounter.counting import pending
+from goatcounter.counting.pipeline import referrers
 from goatcounter.storage import db
 
 # The browser harness: Chromium through Playwright, live servers, screenshots.
@@ -82,6 +83,21 @@ def _wall_clock() -> Iterator[None]:
     clock.reset()
     yield
     clock.reset()
+
+
+@pytest.fixture
+def refspam_file(tmp_path, monkeypatch):
+    """GOATCOUNTER_REFSPAM_FILE naming a list of our own (read afresh for the test)."""
+    path = tmp_path / "spammers.txt"
+    path.write_text("# a comment\n\n  Spam-Host.example  \nother.example\ntest\n",
+                    encoding="utf-8")
+    monkeypatch.setenv("GOATCOUNTER_REFSPAM_FILE", str(path))
+    referrers.spam_hosts.cache_clear()
+    referrers.is_spam.cache_clear()
+    yield path
+    monkeypatch.delenv("GOATCOUNTER_REFSPAM_FILE")
+    referrers.spam_hosts.cache_clear()
+    referrers.is_spam.cache_clear()
 
 
 # A test module may set RATELIMIT (e.g. to NO_LIMITS) for all its apps.

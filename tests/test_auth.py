@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 
 import pytest
 
-from goatcounter.accounts import tokens, users
+from goatcounter import clock
+from goatcounter.accounts import sites, tokens, users
 from goatcounter.storage import db
-from tests.conftest import API, assert_error, make_site
+from tests.conftest import API, assert_error, make_site, query
 
 
 def test_me_returns_user_and_token(api):
@@ -32,7 +34,12 @@ def test_me_returns_user_and_token(api):
     ("BEARER {token}", "wrong format for Authorization header"),
     ("Token {token}", "wrong format for Authorization header"),
     ("Basic !!!notbase64", "wrong format for Authorization header"),
-    ("Basic YWJj", "wrong format for Authorization header"),  # no padding issue: 'abc'
+    # Standard base64 only: a stray character or missing padding is not skipped over.
+    ("Basic YW!Jj", "wrong format for Authorization header"),
+    ("Basic YWI", "wrong format for Authorization header"),
+    ("Basic {basic_stray}", "wrong format for Authorization header"),
+    # "abc" is valid base64 without a colon: upstream goes on with an empty token.
+    ("Basic YWJj", "unknown token"),
     ("Bearer not-a-real-token", "unknown token"),
     ("Bearer {token}x", "unknown token"),
     ("Bearer {upper}", "unknown token"),
@@ -41,11 +48,10 @@ def test_auth_errors(client, site_token, header, message):
     site, token = site_token
     headers = {"Host": site["cname"], "Content-Type": "application/json"}
     if header is not None:
-        headers["Authorization"] = header.format(token=token, upper=token.upper())
+        basic = base64.b64encode(f"x:{token}".encode()).decode()
+        headers["Authorization"] = header.format(token=token, upper=token.upper(),
+                                                 basic_stray=basic[:4] + "*" + basic[4:])
     resp = client.get("/api/v0/me", headers=headers)
-    if message == "wrong format for Authorization header" and header == "Basic YWJj":
-        # "abc" is valid base64 without a colon: upstream goes on with an empty token.
-        message = "unknown token"
     assert_error(resp, 401, message)
     assert resp.headers["WWW-Authenticate"] == "Basic realm=GoatCounter"
 
@@ -122,6 +128,9 @@ def test_single_site_serves_any_host(app, client, site_token):
     (tokens.PERM_STATS, tokens.PERM_STATS, 200),
     (tokens.PERM_COUNT | tokens.PERM_EXPORT, tokens.PERM_EXPORT, 200),
     (tokens.PERM_COUNT, 0, 200),
+    # Any one of the required bits is enough (spec 3).
+    (tokens.PERM_COUNT, tokens.PERM_COUNT | tokens.PERM_EXPORT, 200),
+    (tokens.PERM_STATS | tokens.PERM_EXPORT, tokens.PERM_STATS | tokens.PERM_COUNT, 200),
 ])
 def test_permission_on_test_endpoint(app, client, perms, required, status):
     site, token = make_site(app, perms=perms)
@@ -156,6 +165,9 @@ def test_parse_perms():
     assert tokens.parse_perms("all") == tokens.PERM_ALL
     with pytest.raises(ValueError, match="unknown permission"):
         tokens.parse_perms("count,fly")
+    for empty in ("", " , ", ","):
+        with pytest.raises(ValueError, match="no permission given"):
+            tokens.parse_perms(empty)
 
 
 @pytest.mark.parametrize(("have", "levels"), [
@@ -165,3 +177,47 @@ def test_access_levels_include_the_lower_ones(have, levels):
     user = {"access": {"all": have}}
     assert {level for level in "*asr" if users.has_access(user, level)} == set(levels)
     assert users.is_admin(user) == (have in ("*", "a"))
+
+
+@pytest.mark.parametrize("perms", [
+    0, tokens.PERM_NOTHING, 128, tokens.PERM_COUNT | 128, tokens.PERM_ALL | 256, -2])
+def test_invalid_permissions_make_no_token(app, perms):
+    """Only the "nothing" bit, or a bit that means nothing, is refused; nothing is stored."""
+    with app.app_context():
+        def run(conn):
+            user = users.create(conn, site_id=sites.create(conn, cname="a.example.com")["id"],
+                                email="a@example.com", access="a")
+            with pytest.raises(ValueError, match=f"invalid permissions: {perms}"):
+                tokens.create_token(conn, user=user, name="x", permissions=perms)
+        db.write(run)
+    assert query(app, "SELECT count(*) FROM api_tokens", drain=False)[0][0] == 0
+
+
+def test_the_nothing_bit_is_not_stored(app, client):
+    site, token = make_site(app, perms=tokens.PERM_COUNT | tokens.PERM_NOTHING)
+    body = API(client, token, site["cname"]).get("/api/v0/me").get_json()
+    assert body["token"]["permissions"] == tokens.PERM_COUNT
+    assert query(app, "SELECT permissions FROM api_tokens", drain=False)[0][0] \
+        == tokens.PERM_COUNT
+
+
+def last_used(app) -> str | None:
+    return query(app, "SELECT last_used_at FROM api_tokens", drain=False)[0][0]
+
+
+def test_last_used_at_is_written_at_most_once_every_24_hours(app, api):
+    clock.freeze(dt.datetime(2026, 11, 20, 23, 50, tzinfo=dt.UTC))
+    assert last_used(app) is None
+    assert api.get("/api/v0/me").status_code == 200
+    assert last_used(app) == "2026-11-20T23:50:00Z"
+    # Past midnight, but not 24 hours later: not written again.
+    clock.advance(20 * 60)
+    assert api.get("/api/v0/me").status_code == 200
+    assert last_used(app) == "2026-11-20T23:50:00Z"
+    clock.freeze(dt.datetime(2026, 11, 21, 23, 49, 59, tzinfo=dt.UTC))
+    assert api.get("/api/v0/me").status_code == 200
+    assert last_used(app) == "2026-11-20T23:50:00Z"
+    clock.advance(1)
+    assert api.get("/api/v0/me").status_code == 200
+    assert last_used(app) == "2026-11-21T23:50:00Z"
+

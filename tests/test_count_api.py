@@ -1,8 +1,12 @@
 """POST /api/v0/count (spec 10.3), checked against GoatCounter 2.7.0's recorded replies."""
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
+import threading
+import time
 
 import pytest
 
@@ -259,6 +263,48 @@ def test_idempotent_retry_of_a_partly_failed_batch(app, golden):
     assert len(stored(app)) == 1
 
 
+def test_concurrent_retries_of_one_key_count_once(app, golden):
+    """Two requests with one key that both find no saved reply (neither has committed
+    yet) still count once: the key is looked up again inside the writing transaction."""
+    golden.get("/api/v0/me")  # the token's last use is written now, not while we wait
+    lookups: list[str] = []
+    pool = app.extensions["goatcounter_db"]
+    traced = [pool.get(), pool.get()]
+    for conn in traced:
+        conn.set_trace_callback(lambda sql: lookups.append(sql)
+                                if "FROM idempotency_keys" in sql else None)
+        pool.put(conn)
+    body = {"no_sessions": True, "hits": [{"path": "/a"}]}
+    replies: list = []
+
+    def send() -> None:
+        api = API(app.test_client(), golden.token, golden.host)
+        replies.append(api.post("/api/v0/count", body, headers={"Idempotency-Key": "k"}))
+
+    # Hold the writers' lock, so that both requests look for the key before either
+    # can store anything.
+    fd = os.open(app.config["DB_PATH"] + "-writelock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    try:
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 60
+        while len(lookups) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(lookups) == 2, lookups
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+        for t in threads:
+            t.join(60)
+    for conn in traced:
+        conn.set_trace_callback(None)
+    assert [r.status_code for r in replies] == [202, 202]
+    assert sorted(r.headers.get("Idempotent-Replayed", "") for r in replies) == ["", "true"]
+    assert len(stored(app)) == 1
+
+
 def test_idempotency_keys_expire_after_a_day(app, golden):
     body = {"no_sessions": True, "hits": [{"path": "/a"}]}
     golden.post("/api/v0/count", body, headers={"Idempotency-Key": "k"})
@@ -283,6 +329,59 @@ def test_overlong_idempotency_key(app, golden):
                        headers={"Idempotency-Key": "k" * 300})
     assert_error(resp, 400)
     assert stored(app) == []
+
+
+def first_hit_at(app) -> str:
+    return db(app).execute("SELECT first_hit_at FROM sites").fetchone()[0]
+
+
+def test_an_older_hit_in_a_later_batch_moves_first_hit_at_back(app, golden):
+    def count(at: str) -> None:
+        assert golden.post("/api/v0/count", {"no_sessions": True, "hits": [
+            {"path": "/a", "created_at": at}]}).status_code == 202
+
+    count("2026-11-20T08:00:00Z")
+    assert first_hit_at(app) == "2026-11-19T20:00:00Z"
+    count("2026-11-18T08:00:00Z")
+    assert first_hit_at(app) == "2026-11-17T20:00:00Z"
+    count("2026-11-25T08:00:00Z")
+    count("2026-11-17T20:00:00Z")
+    assert first_hit_at(app) == "2026-11-17T20:00:00Z"
+    assert golden.get("/api/v0/sites").get_json()["sites"][0]["first_hit_at"] \
+        == "2026-11-17T20:00:00Z"
+
+
+def test_browser_and_system_are_stored_as_themselves(app, golden):
+    """Combinations that give browsers and systems different ids (Firefox is browser 1
+    on both Linux, system 1, and Windows, system 2)."""
+    win = "Windows NT 10.0; Win64; x64"
+    uas = ["Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0",
+           f"Mozilla/5.0 ({win}; rv:131.0) Gecko/20100101 Firefox/131.0",
+           f"Mozilla/5.0 ({win}) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0"
+           " Safari/537.36",
+           "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)"
+           " Chrome/131.0.0.0 Safari/537.36"]
+    hits = [{"path": f"/{i}", "user_agent": ua} for i, ua in enumerate(uas)]
+    assert golden.post("/api/v0/count", {"no_sessions": True, "hits": hits}).status_code == 202
+    assert [(r["browser"], r["system"]) for r in stored(app)] == [
+        ("Firefox", "Linux"), ("Firefox", "Windows"), ("Chrome", "Windows"),
+        ("Chrome", "Linux")]
+    q = "start=2026-11-26&end=2026-11-26"
+    browsers = golden.get(f"/api/v0/stats/browsers?{q}").get_json()["stats"]
+    systems = golden.get(f"/api/v0/stats/systems?{q}").get_json()["stats"]
+    assert sorted((s["name"], s["count"]) for s in browsers) == [("Chrome", 2), ("Firefox", 2)]
+    assert sorted((s["name"], s["count"]) for s in systems) == [("Linux", 2), ("Windows", 2)]
+
+
+def test_referrer_spam_is_not_stored(app, golden, refspam_file):
+    """Hits from the built-in list's hosts and from GOATCOUNTER_REFSPAM_FILE's are
+    accepted and dropped; so is a campaign whose source is a spam host."""
+    hits = [{"path": "/a", "ref": "https://0n-line.tv/x"},
+            {"path": "/b", "ref": "https://www.spam-host.example/"},
+            {"path": "/c", "query": "utm_source=https://spam-host.example/"},
+            {"path": "/d", "ref": "https://example.com/"}]
+    assert golden.post("/api/v0/count", {"no_sessions": True, "hits": hits}).status_code == 202
+    assert [(r["path"], r["ref"]) for r in stored(app)] == [("/d", "example.com")]
 
 
 def test_site_shows_received_data_right_after_counting(app, golden):

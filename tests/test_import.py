@@ -138,6 +138,37 @@ def test_bad_rows_are_reported_and_skipped(fresh, tmp_path):
         ("/a", 1795161600, 1), ("/c", 1795161600, 1), ("/k", 1795158000, 0)]
 
 
+def test_bad_session_cells_are_reported(fresh, tmp_path):
+    clock.freeze(scenario.RECORDED_AT)
+    path = tmp_path / "sessions.csv"
+    cells = ["1--5", "-1-5", "10000000000000000-1", "0-5"]
+    path.write_text(HEADER + "".join(ROW.replace("ab-1", c) for c in cells), encoding="utf-8")
+    result = import_file(fresh, path)
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("line ")]
+    assert errors == [
+        "line 2: Session: not a session id: '1--5'",
+        "line 3: Session: not a session id: '-1-5'",
+        "line 4: Session: not a session id: '10000000000000000-1'",
+    ]
+    with fresh.app_context():
+        (session,) = db.get_db().execute("SELECT session FROM hits").fetchone()
+    assert session == bytes(8) + (5).to_bytes(8, "big")
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_a_byte_order_mark_is_skipped(fresh, tmp_path, gzipped):
+    """Spreadsheet programs save CSV with a UTF-8 byte-order mark before the header."""
+    clock.freeze(scenario.RECORDED_AT)
+    data = b"\xef\xbb\xbf" + (HEADER + ROW).encode()
+    path = tmp_path / ("bom.csv.gz" if gzipped else "bom.csv")
+    path.write_bytes(gzip.compress(data) if gzipped else data)
+    result = import_file(fresh, path)
+    assert result.exit_code == 0, result.output
+    assert "imported 1 rows" in result.output
+    assert counts(fresh)["hits"] == 1
+
+
 def test_wrong_version(fresh, tmp_path):
     path = tmp_path / "v1.csv"
     path.write_text(HEADER.replace("2Path", "1Path") + ROW, encoding="utf-8")

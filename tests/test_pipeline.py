@@ -77,6 +77,33 @@ def test_ignored_paths(path, want):
     ("http://localhost:8080/dev", ("localhost:8080/dev", "h")),
     ("newsletter", ("newsletter", "o")),
     ("  spaced  ", ("spaced", "o")),
+    # Search engines by any host of theirs, in any case.
+    ("https://www.yandex.com/search/?text=x", ("Yandex", "g")),
+    ("https://YANDEX.RU/", ("Yandex", "g")),
+    ("https://yandexfan.org/", ("yandexfan.org", "h")),
+    ("https://search.yahoo.com/search?p=x", ("Yahoo", "g")),
+    ("https://uk.search.yahoo.com/search?p=x", ("Yahoo", "g")),
+    # Groups by host and path: trailing slash and case don't matter.
+    ("https://www.daemonology.net/hn-daily/", ("Hacker News", "g")),
+    ("https://www.daemonology.net/HN-Daily", ("Hacker News", "g")),
+    ("https://www.daemonology.net/hn-daily/2024-01-01.html",
+     ("www.daemonology.net/hn-daily/2024-01-01.html", "h")),
+    ("https://link.oreilly.com/some/long/path?x=1", ("link.oreilly.com", "h")),
+    ("https://www.reddit.com/r/python/new", ("www.reddit.com/r/python", "h")),
+    # Only a suffix at the very end, as upstream.
+    ("https://www.reddit.com/r/python/new/", ("www.reddit.com/r/python/new", "h")),
+    ("https://www.reddit.com/r/python/search", ("www.reddit.com/r/python", "h")),
+    ("https://www.reddit.com/r/python.compact", ("www.reddit.com/r/python", "h")),
+    ("https://www.reddit.com/r/python/top", ("www.reddit.com/r/python", "h")),
+    ("https://example.com/r/python/top", ("example.com/r/python/top", "h")),
+    ("https://t.co/a", ("twitter.com/search?q=https%3A%2F%2Ft.co%2Fa", "h")),
+    ("https://t.co/", ("t.co", "h")),
+    ("https://t.co", ("t.co", "h")),
+    ("https://example.com/page#part", ("example.com/page#part", "h")),
+    ("https://example.com/page#", ("example.com/page", "h")),
+    ("file:///home/me/page.html", ("home/me/page.html", "o")),
+    ("https://", ("", "o")),
+    ("https:///", ("", "o")),
 ])
 def test_clean_referrer(raw, want):
     assert referrers.clean_referrer(raw) == want
@@ -89,9 +116,24 @@ def test_clean_referrer(raw, want):
     ("http://localhost:8080/dev", False),
     ("https://example.com/", False),
     ("newsletter", False),
+    ("https://0N-Line.TV/promo", True),
+    ("https://user@0n-line.tv/", True),
+    ("https://tv/", False),
 ])
 def test_referrer_spam(ref, spam):
     assert referrers.is_spam(ref) is spam
+
+
+def test_refspam_file_adds_hosts(refspam_file):
+    assert referrers.is_spam("https://spam-host.example/x")
+    assert referrers.is_spam("https://www.other.example/")
+    assert not referrers.is_spam("https://example/")
+    assert not referrers.is_spam("https://a comment/")
+    # A name of one label is that host only, never every domain under a top-level one.
+    assert referrers.is_spam("http://test/")
+    assert not referrers.is_spam("https://shop.test/")
+    # The shipped list still counts.
+    assert referrers.is_spam("https://0n-line.tv/")
 
 
 @pytest.mark.parametrize(("query", "want"), [
@@ -100,6 +142,13 @@ def test_referrer_spam(ref, spam):
     ("ref=producthunt", ("producthunt", "")),
     ("ref=hn", ("hn", "")),
     ("src=a&source=b", ("a", "")),
+    # Sources in their order of precedence, wherever they stand in the query.
+    ("source=d&src=c&ref=b&utm_source=a", ("a", "")),
+    ("source=d&src=c&ref=b", ("b", "")),
+    ("source=d&src=c", ("c", "")),
+    ("source=d", ("d", "")),
+    ("utm_source=&ref=b", ("b", "")),
+    ("utm_source=%20&src=c", ("c", "")),
     ("utm_campaign=a&campaign=b", ("", "b")),
     ("x=1", ("", "")),
     ("", ("", "")),
@@ -188,14 +237,6 @@ def test_width(size, want):
 def test_bad_width(size):
     with pytest.raises(sizes.SizeError):
         sizes.width(size)
-
-
-@pytest.mark.parametrize(("width", "cls"), [
-    (0, "unknown"), (1, "phone"), (600, "phone"), (601, "tablet"), (1000, "tablet"),
-    (1001, "desktop"), (1920, "desktop"), (1921, "desktophd"),
-])
-def test_size_class(width, cls):
-    assert sizes.size_class(width) == cls
 
 
 @pytest.mark.parametrize(("tag", "want"), [

@@ -17,7 +17,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from goatcounter import create_app
+from goatcounter import clock, create_app
 from goatcounter.accounts import tokens, users
 from goatcounter.counting import pending
 from goatcounter.public.pixel import GIF
@@ -338,11 +338,14 @@ def test_tokens_appear_nowhere_in_the_stored_files(app_config, storage):
     api.post("/api/v0/export", {})
     basic = base64.b64encode(f"someone:{token}".encode()).decode()
     api.get("/api/v0/me", headers={"Authorization": f"Basic {basic}"})
-    needles = [token.encode(), tokens.hash_token(token).encode(), basic.encode()]
+    # Only the prefix the index finds it by is kept: no longer piece of the token.
+    secret = token[tokens.PREFIX_LENGTH - 2:]
+    pieces = [secret[i:i + 12].encode() for i in range(len(secret) - 11)] + [basic.encode()]
+    digest = tokens.hash_token(token).encode()
     if storage == "memory":
         limiter = app.extensions["goatcounter_limiter"]
         keys = list(limiter.storage.storage) + list(limiter.storage.expirations)
-        assert keys and all(n.decode() not in k for k in keys for n in needles), keys
+        assert keys and all(n.decode() not in k for k in keys for n in [*pieces, digest]), keys
     for path in Path(app.instance_path).rglob("*"):
         if path.is_file():
             data = path.read_bytes()
@@ -350,13 +353,44 @@ def test_tokens_appear_nowhere_in_the_stored_files(app_config, storage):
                 data += gzip.decompress(data)
             # The main database keeps the hash, in api_tokens; nothing else may.
             main = path.name.startswith("goatcounter.sqlite3")
-            for needle in needles[::2] if main else needles:
-                assert needle not in data, path
-    (stored,) = query(app, "SELECT token_hash FROM api_tokens WHERE id = 1")
-    assert stored[0] == tokens.hash_token(token) != token
+            needles = pieces if main else [*pieces, digest]
+            assert not [n for n in needles if n in data], path
+    (stored,) = query(app, "SELECT token_prefix, token_hash FROM api_tokens WHERE id = 1")
+    assert tuple(stored) == (token[:tokens.PREFIX_LENGTH], tokens.hash_token(token))
 
 
-def test_tokens_are_compared_in_constant_time(app, world, monkeypatch):
+def test_a_wrong_token_with_the_right_prefix_is_refused(app, world):
+    token = world["token"]
+    api = API(app.test_client(), token, world["site"]["cname"])
+    assert api.get("/api/v0/me").status_code == 200
+    prefix = token[:tokens.PREFIX_LENGTH]
+    other = "0" if token[-1] != "0" else "1"
+    for wrong in (token[:-1] + other, token[:-1], token + "0", prefix, prefix + "x" * 42,
+                  token[:-1] + chr(ord(token[-1]) ^ 1)):
+        assert wrong.startswith(prefix)
+        assert_error(API(api.client, wrong, api.host).get("/api/v0/me"), 401, "unknown token")
+    assert_error(API(api.client, token.upper(), api.host).get("/api/v0/me"), 401,
+                 "unknown token")
+
+
+def test_tokens_sharing_a_prefix_are_told_apart_by_the_secret(app, world):
+    first = world["token"]
+    with app.app_context():
+        def run(conn: sqlite3.Connection) -> str:
+            user = users.get(conn, 1)
+            return tokens.create_token(conn, user=user, name="twin", permissions=2,
+                                       token=first[:tokens.PREFIX_LENGTH] + "z" * 42)[0]
+        second = db.write(run)
+    host = world["site"]["cname"]
+    client = app.test_client()
+    assert API(client, first, host).get("/api/v0/me").get_json()["token"]["name"] == "test"
+    assert API(client, second, host).get("/api/v0/me").get_json()["token"]["name"] == "twin"
+    assert_error(API(client, second[:-1] + "y", host).get("/api/v0/me"), 401, "unknown token")
+
+
+def test_the_secret_is_compared_in_constant_time(app, world, monkeypatch):
+    """The row is found by the prefix; the decision is a constant-time comparison of the
+    stored hash with the hash of what was sent."""
     calls: list[tuple[str, str]] = []
     real = hmac.compare_digest
 
@@ -366,11 +400,46 @@ def test_tokens_are_compared_in_constant_time(app, world, monkeypatch):
 
     monkeypatch.setattr(tokens.hmac, "compare_digest", spy)
     token = world["token"]
+    wrong = token[:-1] + ("0" if token[-1] != "0" else "1")
+    api = API(app.test_client(), wrong, world["site"]["cname"])
+    assert_error(api.get("/api/v0/me"), 401, "unknown token")
+    assert calls == [(tokens.hash_token(token), tokens.hash_token(wrong))]
+
+
+def test_tokens_are_found_through_the_prefix_index(app, world):
+    statements: list[str] = []
+    pool = app.extensions["goatcounter_db"]
+    conn = pool.get()
+    conn.set_trace_callback(statements.append)
+    pool.put(conn)
+    API(app.test_client(), world["token"], world["site"]["cname"]).get("/api/v0/me")
+    conn.set_trace_callback(None)
+    lookups = [s for s in statements if "FROM api_tokens WHERE site_id" in s]
+    assert lookups
+    check = sqlite3.connect(app.config["DB_PATH"])
+    for sql in lookups:
+        plan = [row[3] for row in check.execute("EXPLAIN QUERY PLAN " + sql)]
+        assert plan == ["SEARCH api_tokens USING INDEX api_tokens_prefix"
+                        " (site_id=? AND token_prefix=?)"], (sql, plan)
+    check.close()
+
+
+def test_tokens_issued_before_prefixes_keep_working(app, world):
+    """Tokens stored before the prefix column have only their hash: found by it, then
+    given their prefix on first use."""
+    token = world["token"]
+    with app.app_context():
+        # Used a moment ago, so only the missing prefix makes it write.
+        db.write(lambda c: c.execute("UPDATE api_tokens SET token_prefix = NULL,"
+                                     " last_used_at = :now", {"now": clock.now_text()}))
     api = API(app.test_client(), token, world["site"]["cname"])
+    wrong = token[:-1] + ("0" if token[-1] != "0" else "1")
+    assert_error(API(api.client, wrong, api.host).get("/api/v0/me"), 401, "unknown token")
+    assert query(app, "SELECT token_prefix FROM api_tokens") == [(None,)]
     assert api.get("/api/v0/me").status_code == 200
-    assert calls == [(tokens.hash_token(token), tokens.hash_token(token))]
-    for other in (token[:-1], token + "0", token.upper(), token[:-1] + chr(ord(token[-1]) ^ 1)):
-        assert_error(API(api.client, other, api.host).get("/api/v0/me"), 401, "unknown token")
+    assert query(app, "SELECT token_prefix FROM api_tokens") == [(token[:tokens.PREFIX_LENGTH],)]
+    assert api.get("/api/v0/me").status_code == 200
+    assert_error(API(api.client, wrong, api.host).get("/api/v0/me"), 401, "unknown token")
 
 
 # Request body limits --------------------------------------------------------------------

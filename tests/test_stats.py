@@ -105,6 +105,13 @@ def with_blocks(stats: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def utc(text: str) -> int:
+    """Epoch seconds of a UTC date (its midnight) or time: expected values are written
+    this way, never with the functions under test."""
+    return int(dt.datetime.fromisoformat(text.replace("Z", "")).replace(
+        tzinfo=dt.UTC).timestamp())
+
+
 def sql(app: Flask, query: str, args: Any = ()) -> list[tuple]:
     with app.app_context():
         return [tuple(r) for r in db.get_db().execute(query, args).fetchall()]
@@ -113,8 +120,7 @@ def sql(app: Flask, query: str, args: Any = ()) -> list[tuple]:
 def stored_visitors(app: Flask, first_day: str, last_day: str) -> int:
     """Unique visitors counted from the stored hits: sessions of first visits on those
     UTC days, each once."""
-    d0 = ranges.day_start(dt.date.fromisoformat(first_day))
-    d1 = ranges.day_start(dt.date.fromisoformat(last_day))
+    d0, d1 = utc(first_day), utc(last_day)
     rows = sql(app, "SELECT count(DISTINCT session), sum(session IS NULL) FROM hits"
                     " WHERE first_visit = 1 AND created_at >= ? AND created_at < ?",
                (d0, d1 + 86400))
@@ -635,6 +641,31 @@ def test_daily_tables_use_the_local_dates_of_the_range(tmp_path):
     assert body.get_json()["stats"][4] == {"id": "unknown", "name": "", "count": 2}
 
 
+def test_size_classes_at_their_edges(tmp_path):
+    _app, api = zone_site(tmp_path, "")
+    clock.freeze(dt.datetime(2026, 4, 2, tzinfo=dt.UTC))
+    widths = [0, 1, 600, 601, 1000, 1001, 1920, 1921, 5000, 1920]
+    assert api.post("/api/v0/count", {"hits": [
+        {"path": "/", "session": f"v{i}", "size": str(w), "created_at": "2026-03-20T10:00:00Z"}
+        for i, w in enumerate(widths)]}).status_code == 202
+    q = "start=2026-03-20&end=2026-03-20"
+    assert api.get(f"/api/v0/stats/sizes?{q}").get_json()["stats"] == [
+        {"id": "phone", "name": "", "count": 2}, {"id": "tablet", "name": "", "count": 2},
+        {"id": "desktop", "name": "", "count": 3}, {"id": "desktophd", "name": "", "count": 2},
+        {"id": "unknown", "name": "", "count": 1}]
+
+    def detail(cls: str) -> list[tuple[str, int]]:
+        body = api.get(f"/api/v0/stats/sizes/{cls}?{q}").get_json()
+        return [(s["name"], s["count"]) for s in body["stats"]]
+
+    px = "\u2194\ufe0e "
+    assert detail("phone") == [(f"{px}1px", 1), (f"{px}600px", 1)]
+    assert detail("tablet") == [(f"{px}1000px", 1), (f"{px}601px", 1)]
+    assert detail("desktop") == [(f"{px}1920px", 2), (f"{px}1001px", 1)]
+    assert detail("desktophd") == [(f"{px}1921px", 1), (f"{px}5000px", 1)]
+    assert detail("unknown") == [(f"{px}0px", 1)]
+
+
 # Site isolation ------------------------------------------------------------------------
 
 def test_another_sites_paths_give_nothing(tmp_path):
@@ -691,18 +722,22 @@ def sql_write(app: Flask, query: str, args: Any = ()) -> None:
 
 # Agreement with the stored hits --------------------------------------------------------
 
-@pytest.mark.parametrize(("start", "end"), [
-    ("2026-11-19", "2026-11-25"), ("2026-11-20T08:00:00Z", "2026-11-22T14:59:59Z"),
-    ("2026-11-20T08:30:00Z", "2026-11-24T00:00:00Z"), ("2026-11-21", "2026-11-21"),
-    ("2026-11-22T15:00:00Z", "2026-11-22T15:00:00Z"), ("2026-11-01", "2026-12-31")])
-def test_total_is_the_first_visits_stored_in_the_range(oracle, oracle_app, start, end):
+# A range and the hours it takes: from the first whole hour at or after `start` up to
+# the end of the hour that `end` lies in.
+@pytest.mark.parametrize(("start", "end", "first", "last"), [
+    ("2026-11-19", "2026-11-25", "2026-11-19T00:00", "2026-11-25T01:00"),
+    ("2026-11-20T08:00:00Z", "2026-11-22T14:59:59Z", "2026-11-20T08:00", "2026-11-22T15:00"),
+    ("2026-11-20T08:30:00Z", "2026-11-24T00:00:00Z", "2026-11-20T09:00", "2026-11-24T01:00"),
+    ("2026-11-21", "2026-11-21", "2026-11-21T00:00", "2026-11-21T01:00"),
+    ("2026-11-22T15:00:00Z", "2026-11-22T15:00:00Z", "2026-11-22T15:00", "2026-11-22T16:00"),
+    ("2026-11-01", "2026-12-31", "2026-11-01T00:00", "2026-12-31T01:00")])
+def test_total_is_the_first_visits_stored_in_the_range(oracle, oracle_app, start, end, first,
+                                                       last):
     body = oracle.get(f"/api/v0/stats/total?start={start}&end={end}",
                       headers=auth_headers()).get_json()
-    first = ranges.ceil_to(ranges.parse_time(start, "start"), 3600)
-    last = ranges.floor_to(ranges.parse_time(end, "end"), 3600) + 3600
     stored = sql(oracle_app, "SELECT count(*), sum(p.event) FROM hits h JOIN paths p"
                              " ON p.id = h.path_id WHERE first_visit = 1 AND created_at >= ?"
-                             " AND created_at < ?", (first, last))[0]
+                             " AND created_at < ?", (utc(first), utc(last)))[0]
     assert body["total"] == body["total_utc"] == sum(e["daily"] for e in body["stats"]) \
         == stored[0]
     assert body["total_events"] == (stored[1] or 0)
@@ -841,7 +876,8 @@ def test_random_ranges_agree_with_the_stored_hits(tmp_path, seed):
                     " FROM hits h JOIN paths p ON p.id = h.path_id WHERE first_visit = 1")
     for _ in range(6):
         start, end = random_range(rnd)
-        first, last = ranges.ceil_to(start, 3600), ranges.floor_to(end, 3600)
+        # The hours whose start lies within [start, end].
+        first, last = start + (-start) % 3600, end - end % 3600
         inside = [r for r in rows if first <= r[1] - r[1] % 3600 <= last]
         q = f"start={iso(start)}&end={iso(end)}"
 
@@ -859,7 +895,7 @@ def test_random_ranges_agree_with_the_stored_hits(tmp_path, seed):
         assert total["stats"] == want_stats
         assert total["total"] == len(inside)
         assert total["total_events"] == sum(r[4] for r in inside)
-        u0, u1 = ranges.day_start(d0), ranges.day_start(d1) + 86400
+        u0, u1 = utc(d0.isoformat()), utc(d1.isoformat()) + 86400
         assert total["visitors"] == len({r[5] for r in rows if u0 <= r[1] < u1})
 
         # stats/hits: every path with visits, most first, ties by id (high first).
@@ -894,8 +930,7 @@ def test_random_ranges_agree_with_the_stored_hits(tmp_path, seed):
 
 
 def test_month_parts():
-    def day(text: str) -> int:
-        return ranges.day_start(dt.date.fromisoformat(text))
+    day = utc
     assert month_parts(day("2026-10-27"), day("2026-11-25")) == [
         (day("2026-10-01"), 27, 31), (day("2026-11-01"), 1, 25)]
     assert month_parts(day("2028-01-31"), day("2028-03-01")) == [
@@ -954,8 +989,8 @@ def test_visitors_count_each_session_once(tmp_path):
     assert visitors("2026-11-26", "2026-11-30") == 0
     # Each row points to the session's previous day.
     prev = sql(app, "SELECT day, prev FROM visitor_days ORDER BY session, day")
-    links = [(ranges.local(d, dt.UTC).day, (p and ranges.local(p, dt.UTC).day) or 0)
-             for d, p in prev]
+    links = [(dt.datetime.fromtimestamp(d, dt.UTC).day,
+              (p and dt.datetime.fromtimestamp(p, dt.UTC).day) or 0) for d, p in prev]
     assert sorted(links) == [(18, 0), (20, 18), (22, 0), (22, 20), (25, 0), (25, 22)]
 
 
@@ -972,8 +1007,7 @@ def test_migration_0002_fills_the_new_rollups(tmp_path):
     assert [name for name, _ in migrations][:2] == ["0001_initial", "0002_stats_reads"]
     for stmt in db._statements(migrations[0][1]):
         conn.execute(stmt)
-    def day(text: str) -> int:
-        return ranges.day_start(dt.date.fromisoformat(text))
+    day = utc
     conn.executemany("INSERT INTO path_days (site_id, day, path_id, total) VALUES (?, ?, ?, ?)",
                      [(1, day("2026-10-30"), 7, 2), (1, day("2026-11-02"), 7, 3),
                       (1, day("2026-11-30"), 7, 1), (2, day("2026-11-02"), 7, 5)])
@@ -999,8 +1033,18 @@ def test_migration_0002_fills_the_new_rollups(tmp_path):
 
 # Units -------------------------------------------------------------------------------------
 
+def test_hour_and_day_edges():
+    assert ranges.day_start(dt.date(2026, 11, 10)) == 1794268800
+    assert ranges.day_start(dt.date(1970, 1, 1)) == 0
+    assert ranges.ceil_to(1794268800, 3600) == ranges.floor_to(1794268800, 3600) == 1794268800
+    assert ranges.ceil_to(1794268801, 3600) == 1794272400
+    assert ranges.floor_to(1794272399, 3600) == 1794268800
+    assert ranges.parse_time("2026-11-10", "start") == 1794268800
+    assert ranges.parse_time("2026-11-10T01:00:00+01:00", "start") == 1794268800
+
+
 def test_split_reads_edge_days_the_cheaper_way():
-    d = ranges.day_start(dt.date(2026, 11, 10))
+    d = utc("2026-11-10")
     h = 3600
     # Whole days only.
     assert ranges.Range(d, d + 3 * 86400 - 1).split() == ((d, d + 2 * 86400), [])

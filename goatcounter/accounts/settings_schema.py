@@ -298,7 +298,8 @@ def build_user_defaults(given: dict[str, Any]) -> dict[str, Any]:
     """A complete UserSettings from the fields sent: upstream starts from empty values
     and fills in defaults for the empty ones that can't stay empty."""
     full = default_user_settings()
-    out = {"twenty_four_hours": False, "sunday_starts_week": False, "language": "",
+    out: dict[str, Any] = {"twenty_four_hours": False, "sunday_starts_week": False,
+                           "language": "",
            "date_format": "", "number_format": 0, "timezone": "", "widgets": [], "views": [],
            "email_reports": 0, "fewer_numbers": False, "fewer_numbers_lock_until": ZERO_TIME,
            "theme": "", "datepicker": False}

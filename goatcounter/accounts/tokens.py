@@ -36,6 +36,10 @@ PERM_NAMES = (
     (PERM_STATS, "stats"),
 )
 PERM_ALL = sum(bit for bit, _ in PERM_NAMES)
+# Characters at the start of a token that the database finds it by (8 of about 50).
+PREFIX_LENGTH = 8
+# A token's last use is written at most this often (spec 2).
+TOUCH_SECONDS = 24 * 3600
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,8 +57,14 @@ def new_token() -> str:
 
 
 def hash_token(token: str) -> str:
-    """What is stored of a token: its SHA-256, in hex."""
+    """What is stored to check a token with: its SHA-256, in hex."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def token_prefix(token: str) -> str:
+    """What is stored to find a token by: its first characters, which are not secret
+    (the remaining ~215 bits are); shorter tokens are their own prefix."""
+    return token[:PREFIX_LENGTH]
 
 
 def perm_names(bits: int) -> list[str]:
@@ -89,9 +99,10 @@ def create_token(conn: sqlite3.Connection, *, user: dict[str, Any], name: str,
         raise ValueError(f"invalid permissions: {permissions}")
     token = token or new_token()
     cur = conn.execute(
-        "INSERT INTO api_tokens (site_id, user_id, name, token_hash, permissions, sites,"
-        " created_at) VALUES (:site, :user, :name, :hash, :perm, :sites, :now)",
-        {"site": user["site_id"], "user": user["id"], "name": name, "hash": hash_token(token),
+        "INSERT INTO api_tokens (site_id, user_id, name, token_prefix, token_hash, permissions,"
+        " sites, created_at) VALUES (:site, :user, :name, :prefix, :hash, :perm, :sites, :now)",
+        {"site": user["site_id"], "user": user["id"], "name": name,
+         "prefix": token_prefix(token), "hash": hash_token(token),
          "perm": permissions & ~PERM_NOTHING, "sites": json.dumps(site_ids or [-1]),
          "now": clock.now_text()})
     row = conn.execute("SELECT * FROM api_tokens WHERE id = :id", {"id": cur.lastrowid}).fetchone()
@@ -134,20 +145,6 @@ def forget_sites() -> None:
     current_app.extensions.setdefault("goatcounter_hosts", sites.HostCache()).clear()
 
 
-def _find(conn: sqlite3.Connection, token: str, site: dict[str, Any]) -> dict[str, Any]:
-    """The row of `token` among the tokens of the site's account; Unauthorized if there
-    is none."""
-    digest = hash_token(token)
-    row = conn.execute(
-        "SELECT * FROM api_tokens WHERE token_hash = :hash AND site_id = :account",
-        {"hash": digest, "account": sites.account_id(site)}).fetchone()
-    # The index lookup already matched; comparing again in constant time keeps the
-    # decision itself free of timing differences.
-    if row is None or not hmac.compare_digest(row["token_hash"], digest):
-        raise Unauthorized("unknown token")
-    return dict(row)
-
-
 def lookup() -> dict[str, Any]:
     """The token row of the request's Authorization header for the current site, found
     once per request (the rate limiter asks before the view does). Raises Unauthorized
@@ -158,12 +155,15 @@ def lookup() -> dict[str, Any]:
             if not header.strip():
                 raise Unauthorized("no Authorization header")
             token = _token_from_header(header)
-            g.token_lookup = _find(db.get_db(), token, current_site())
+            row = _find(db.get_db(), sites.account_id(current_site()), token)
+            if row is None:
+                raise Unauthorized("unknown token")
+            g.token_lookup = (dict(row), token)
         except APIError as exc:
             g.token_lookup = exc
     if isinstance(g.token_lookup, APIError):
         raise g.token_lookup
-    return g.token_lookup
+    return g.token_lookup[0]
 
 
 def authenticate(required: int = 0) -> Auth:
@@ -181,16 +181,40 @@ def authenticate(required: int = 0) -> Auth:
     if required and not tok["permissions"] & required:
         names = ", ".join(f"'{n}'" for n in perm_names(required))
         raise Forbidden(f"requires {names} permissions")
-    _touch(conn, tok)
+    _touch(conn, tok, g.token_lookup[1])
     g.auth = Auth(site=site, user=user, token=tok)
     return g.auth
 
 
-def _touch(conn: sqlite3.Connection, tok: dict[str, Any]) -> None:
-    """Record that a token was used, at most once a day (a write on every request
-    would put the API's reads behind the writers)."""
-    now = clock.now_text()
-    if tok["last_used_at"] and tok["last_used_at"][:10] == now[:10]:
+def _find(conn: sqlite3.Connection, account: int, token: str) -> sqlite3.Row | None:
+    """The account's token row for `token`, or None. The index finds rows by the
+    token's prefix; only the hash of the whole token, compared in constant time, decides
+    which (if any) is the one."""
+    digest = hash_token(token)
+    found = None
+    for row in conn.execute(
+            "SELECT * FROM api_tokens WHERE site_id = :account AND token_prefix = :prefix",
+            {"account": account, "prefix": token_prefix(token)}):
+        if hmac.compare_digest(row["token_hash"], digest):
+            found = row
+    if found is None:
+        # A token issued before prefixes were stored: found by its hash (a guess's hash
+        # tells nothing about real tokens), and given its prefix on this use (_touch).
+        found = conn.execute(
+            "SELECT * FROM api_tokens WHERE site_id = :account AND token_prefix IS NULL"
+            " AND token_hash = :hash", {"account": account, "hash": digest}).fetchone()
+    return found
+
+
+def _touch(conn: sqlite3.Connection, tok: dict[str, Any], token: str) -> None:
+    """Record that a token was used, at most once every 24 hours (a write on every
+    request would put the API's reads behind the writers); a token without its prefix
+    gets it here."""
+    now = int(clock.now())
+    last = tok["last_used_at"]
+    if (tok["token_prefix"] is not None and last
+            and now - clock.parse_rfc3339(last).timestamp() < TOUCH_SECONDS):
         return
-    db.write(lambda c: c.execute("UPDATE api_tokens SET last_used_at = :now WHERE id = :id",
-                                 {"now": now, "id": tok["id"]}), conn)
+    db.write(lambda c: c.execute(
+        "UPDATE api_tokens SET last_used_at = :now, token_prefix = :prefix WHERE id = :id",
+        {"now": clock.rfc3339(now), "prefix": token_prefix(token), "id": tok["id"]}), conn)

@@ -6,6 +6,7 @@ import io
 from typing import Any
 
 from flask import Blueprint, Flask, Response, redirect, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from goatcounter import decoding
 from goatcounter.accounts import tokens, users
@@ -28,7 +29,7 @@ def _has_body() -> bool:
     return chunked or (length is not None and length != 0)
 
 
-def redirect_slash() -> Response | None:
+def redirect_slash() -> BaseResponse | None:
     """`/api/v0/me/` → 301 to `/api/v0/me`, keeping the query string."""
     path = request.path
     if len(path) > 1 and path.endswith("/"):

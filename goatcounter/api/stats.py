@@ -8,6 +8,7 @@ from functools import lru_cache
 from importlib import resources
 
 from flask import Blueprint, Response
+from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import PathConverter
 
 from goatcounter.accounts import tokens
@@ -28,8 +29,11 @@ class AnyText(PathConverter):
     part_isolating = False
 
 
-# Converters are the app's: this runs when the blueprint is registered, before its rules.
-bp.record_once(lambda state: state.app.url_map.converters.setdefault("anytext", AnyText))
+@bp.record_once
+def _add_converter(state: BlueprintSetupState) -> None:
+    """Converters are the app's: this runs when the blueprint is registered, before its
+    rules."""
+    state.app.url_map.converters.setdefault("anytext", AnyText)
 
 # The pages of GET /api/v0/stats/{page}, in upstream's order (its 400 lists them so).
 PAGES = ("browsers", "systems", "locations", "languages", "sizes", "campaigns", "toprefs")

@@ -10,6 +10,7 @@ read, so that what the API shows is always complete.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -155,7 +156,8 @@ def drain(conn: sqlite3.Connection | None = None) -> int:
     for name, path in list(where.files()):
         while True:
             try:
-                done = store.write(lambda c, p=path, n=name: _count_file(c, p, n, BATCH), conn)
+                done = store.write(functools.partial(_count_file, path=path, name=name,
+                                                     most=BATCH), conn)
             except Exception as exc:
                 if db.is_busy(exc):
                     raise

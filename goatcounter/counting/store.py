@@ -100,17 +100,16 @@ def _campaign_id(conn: sqlite3.Connection, cache: Ids, site_id: int, name: str) 
 
 def _first_visits(conn: sqlite3.Connection, cache: Ids, site_id: int, hits: list[Hit],
                   now: int) -> None:
-    with_session = [h for h in hits if h.session_key is not None]
-    if not with_session:
+    keyed = [(h, h.session_key) for h in hits if h.session_key is not None]
+    if not keyed:
         return
     seconds = int(current_app.config["SESSION_HOURS"]) * 3600
-    found = sessions.resolve(conn, cache.salts, site_id,
-                             (h.session_key for h in with_session if h.session_key is not None),
-                             now, seconds)
-    for h in with_session:
-        h.session = found[h.session_key]  # type: ignore[index]
-    flags = sessions.first_visits(conn, [(h.session, h.path_id) for h in with_session])
-    for h, first in zip(with_session, flags, strict=True):
+    found = sessions.resolve(conn, cache.salts, site_id, (key for _, key in keyed), now,
+                             seconds)
+    for h, key in keyed:
+        h.session = found[key]
+    flags = sessions.first_visits(conn, [(found[key], h.path_id) for h, key in keyed])
+    for (h, _), first in zip(keyed, flags, strict=True):
         h.first_visit = first
 
 

@@ -38,7 +38,7 @@ def signed_in_user() -> dict[str, Any] | None:
     if "user" not in g:
         g.user = None
         if USER_KEY in session:
-            g.user = logins.session_user(db.get_db(), current_app.secret_key,
+            g.user = logins.session_user(db.get_db(), _secret(),
                                          session.get(USER_KEY), session.get(PROOF_KEY))
             if g.user is None:
                 session.pop(USER_KEY, None)
@@ -59,12 +59,19 @@ def belongs(user: dict[str, Any], site: dict[str, Any]) -> bool:
     return user["site_id"] == sites.account_id(site)
 
 
+def _secret() -> str | bytes:
+    """The key sessions are signed with (create_app always sets one)."""
+    key = current_app.secret_key
+    assert key is not None
+    return key
+
+
 def sign_in(user: dict[str, Any], login_key: str) -> None:
     """Make the session the user's: a fresh session, so nothing from before (a planted
     cookie's values) carries over."""
     session.clear()
     session[USER_KEY] = user["id"]
-    session[PROOF_KEY] = logins.proof(current_app.secret_key, user["id"], login_key)
+    session[PROOF_KEY] = logins.proof(_secret(), user["id"], login_key)
     session.permanent = True
     g.user = user
 

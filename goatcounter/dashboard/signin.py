@@ -2,7 +2,8 @@
 (upstream's paths)."""
 from __future__ import annotations
 
-from flask import Blueprint, Response, flash, redirect, render_template, request
+from flask import Blueprint, flash, redirect, render_template, request
+from werkzeug.wrappers import Response
 
 from goatcounter.accounts import logins
 from goatcounter.dashboard import access

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterable, Iterator
-from typing import NamedTuple, TextIO
+from typing import IO, NamedTuple
 
 from goatcounter import clock
 
@@ -121,7 +121,7 @@ class Record(NamedTuple):
     error: str | None = None
 
 
-def read(text: TextIO) -> Iterator[Record]:
+def read(text: IO[str]) -> Iterator[Record]:
     """The data records of an export, after checking the header's version. An empty
     file has none (GoatCounter writes an export without hits as an empty file).
     `text` must be opened with newline="" (fields may hold CR and LF)."""

@@ -316,7 +316,7 @@ def expired(row: sqlite3.Row | dict[str, Any], now: float | None = None) -> bool
     return age > retention_hours() * 3600
 
 
-def file_for_download(row: sqlite3.Row) -> str:
+def file_for_download(row: sqlite3.Row | dict[str, Any]) -> str:
     """The file of a finished export, if it is still kept. Raises Gone (410) for a file
     past its retention (deleting it if it is still there) or one that isn't there."""
     directory = export_dir()

@@ -150,8 +150,8 @@ def open_export(name: str) -> Iterator[tuple[IO[str], io.BufferedReader, int | N
     raw = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
     if not isinstance(raw, io.BufferedReader):
         # A test runner's stdin can't peek.
-        raw = io.BufferedReader(raw)  # type: ignore[arg-type]
-    binary: IO[bytes] = raw
+        raw = io.BufferedReader(raw)
+    binary: io.BufferedReader | gzip.GzipFile = raw
     text = None
     try:
         if raw.peek(2)[:2] == b"\x1f\x8b":

@@ -7,6 +7,7 @@ import os
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, request
+from werkzeug.wrappers import Response as BaseResponse
 
 bp = Blueprint("countjs", __name__)
 
@@ -26,7 +27,7 @@ def _load(path: str, mtime_ns: int, size: int) -> tuple[bytes, str]:
 
 
 @bp.route("/count.js", methods=["GET"])
-def count_js() -> Response:
+def count_js() -> BaseResponse:
     """GET /count.js: the script that sends pageviews and click events to /count.
 
     Reply: the script as `application/javascript; charset=utf-8`, cacheable for a day,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 from flask import Flask
-from werkzeug.datastructures import EnvironHeaders
+from werkzeug.datastructures import EnvironHeaders, Headers
 from werkzeug.wsgi import ClosingIterator
 
 from goatcounter import clock
@@ -87,7 +87,7 @@ def parse_args(query: bytes) -> dict[str, str]:
     return out
 
 
-def decide(args: Mapping[str, str], headers: Mapping[str, str], ip: str,
+def decide(args: Mapping[str, str], headers: Mapping[str, str] | Headers, ip: str,
            site: dict[str, Any], uri_length: int, session_key: Callable[[str], str],
            now: float) -> Reply:
     """Upstream's checks, in upstream's order, for one pageview of `site`."""

@@ -13,10 +13,10 @@ from flask import Response
 
 from goatcounter.responses import compact_response
 
-_encode_str = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_encode_str = json.encoder.encode_basestring
 
 
-class Ints(list):  # type: ignore[type-arg]
+class Ints(list[int]):
     """A list known to hold only plain integers (hourly numbers): written without
     looking at each item."""
 

@@ -10,6 +10,7 @@ import traceback
 
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from goatcounter import encoding
 from goatcounter.errors import APIError
@@ -86,7 +87,7 @@ _PAGE_MESSAGES = {
 }
 
 
-def _http_error(exc: HTTPException) -> Response:
+def _http_error(exc: HTTPException) -> BaseResponse:
     status = exc.code or 500
     if 300 <= status < 400:
         return exc.get_response()

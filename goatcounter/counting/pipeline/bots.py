@@ -8,8 +8,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from crawlerdetect import CrawlerDetect
+
+if TYPE_CHECKING:
+    from werkzeug.datastructures import Headers
 
 NONE = 0
 URL_IN_UA = 3
@@ -48,7 +52,7 @@ def from_user_agent(ua: str) -> int:
     return NONE
 
 
-def is_prefetch(headers: Mapping[str, str]) -> bool:
+def is_prefetch(headers: Mapping[str, str] | Headers) -> bool:
     """Pages fetched ahead by the browser, which the visitor may never see."""
     purpose = (headers.get("Purpose") or headers.get("X-Purpose")
                or headers.get("Sec-Purpose") or "").lower()

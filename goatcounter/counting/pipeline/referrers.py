@@ -104,9 +104,9 @@ def _clean_url(ref: str) -> tuple[str, bool]:
     if lower in _GROUPS:
         return _GROUPS[lower], True
     path = parts.path
-    for key in (lower + path.rstrip("/").lower(), ref.lower()):
-        if key in _GROUPS:
-            return _GROUPS[key], True
+    key = lower + path.rstrip("/").lower()
+    if key in _GROUPS:
+        return _GROUPS[key], True
     if host in ("lobste.rs", "gambe.ro") and not path.startswith("/s/"):
         return "lobste.rs", False
     if host in ("getpocket.com", "app.getpocket.com"):

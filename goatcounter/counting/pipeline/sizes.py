@@ -6,7 +6,8 @@ from typing import Any
 
 MAX_WIDTH = 2147483647
 
-# The five size classes of stats/sizes: (id, lowest width, highest width).
+# The five size classes of stats/sizes: (id, lowest width, highest width). The one
+# definition: stats/dims.py turns it into SQL.
 CLASSES = (
     ("phone", 1, 600),
     ("tablet", 601, 1000),
@@ -51,10 +52,3 @@ def shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:40] + "..."
 
-
-def size_class(w: int) -> str:
-    """The class id of a width."""
-    for name, low, high in CLASSES:
-        if low <= w <= high:
-            return name
-    return "unknown"
