@@ -1,7 +1,7 @@
 """Pageviews of /count: stored before the reply, counted in batches afterwards."""
 from __future__ import annotations
 
-import os
+import contextlib
 import time
 
 import pytest
@@ -23,7 +23,7 @@ def counts(app) -> tuple[int, int]:
         for name, path in pending.queue().files():
             start = conn.execute("SELECT coalesce(max(counted), 0) FROM pending_files"
                                  " WHERE name = ?", (name,)).fetchone()[0]
-            waiting += len(spool.read_lines(path, start, 1 << 30)[0])
+            waiting += sum(1 for p in spool.read_lines(path, start, 1 << 30) if p.line)
         return waiting, conn.execute("SELECT count(*) FROM hits").fetchone()[0]
 
 
@@ -133,32 +133,6 @@ def test_huge_bot_code_is_refused(app):
     assert resp.headers["X-Goatcounter"].startswith("error decoding parameters: b: ")
 
 
-def dead_pid() -> int:
-    import subprocess
-    import sys
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
-    return int(proc.stdout)
-
-
-def test_the_file_of_a_dead_worker_is_counted_and_removed(quiet):
-    site, _ = make_site(quiet)
-    hit = process(Incoming(path="/orphan", user_agent=UA, ip="8.8.8.8"), site["settings"],
-                  time.time(), "k")
-    assert not isinstance(hit, str)
-    with quiet.app_context():
-        orphan = spool.Spool(pending.queue().directory)
-        orphan.append(pending.encode(site["id"], hit))
-        # As if its worker had been killed: the file is named after a process that is gone.
-        name = f"{dead_pid()}-00000000{spool.SUFFIX}"
-        os.rename(os.path.join(orphan.directory, orphan.current), os.path.join(
-            orphan.directory, name))
-        assert pending.drain() == 1
-        assert [n for n, _ in pending.queue().files()] == []
-        assert db.get_db().execute("SELECT count(*) FROM pending_files").fetchone()[0] == 0
-    assert counts(quiet) == (0, 1)
-
-
 def test_full_files_are_replaced_and_removed_once_counted(quiet, monkeypatch):
     monkeypatch.setattr(spool, "ROTATE_BYTES", 100)
     site, _ = make_site(quiet)
@@ -184,3 +158,39 @@ def test_counting_twice_counts_once(quiet):
     with quiet.app_context():
         assert pending.drain() == 0
     assert counts(quiet) == (0, 2)
+
+
+@pytest.mark.parametrize("dies_at", [1, 2, 3])
+def test_retry_failed_interrupted_counts_nothing_twice(quiet, monkeypatch, dies_at):
+    """A retry killed at any write leaves every pageview either counted or still set
+    aside, never both."""
+    site, _ = make_site(quiet)
+    pixel(quiet, site, "/a")
+    pixel(quiet, site, "/b")
+
+    def broken(*args, **kwargs):
+        raise OSError("disk on fire")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "save_in", broken)
+        quiet.extensions["goatcounter_pending"].run()
+    assert len(query(quiet, "SELECT * FROM failed_hits", drain=False)) == 2
+    real = db.write
+    calls = []
+
+    def dies(fn, conn=None):
+        calls.append(fn)
+        if len(calls) == dies_at:
+            raise KeyboardInterrupt  # as if the process were killed here
+        return real(fn, conn)
+
+    with monkeypatch.context() as patch, contextlib.suppress(KeyboardInterrupt):
+        patch.setattr(db, "write", dies)
+        with quiet.app_context():
+            pending.retry_failed(db.get_db())
+    with quiet.app_context():
+        pending.retry_failed(db.get_db())
+    assert [tuple(r) for r in query(
+        quiet, "SELECT p.path, count(*) FROM hits h JOIN paths p ON p.id = h.path_id"
+               " GROUP BY p.path ORDER BY p.path")] == [("/a", 1), ("/b", 1)]
+    assert query(quiet, "SELECT * FROM failed_hits", drain=False) == []

@@ -19,7 +19,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Flask, current_app, request
 
@@ -80,68 +80,115 @@ def _mark(conn: sqlite3.Connection, name: str, offset: int) -> None:
                  " DO UPDATE SET counted = excluded.counted", {"n": name, "o": offset})
 
 
-def _count_file(conn: sqlite3.Connection, path: str, name: str, most: int) -> int:
+class Progress(NamedTuple):
+    """What one step of counting a file did: pageviews counted, and whether the recorded
+    position moved (it also moves past bytes that hold no pageview)."""
+
+    counted: int
+    moved: bool
+
+
+def _start(conn: sqlite3.Connection, path: str, name: str) -> int:
+    """Where counting a file goes on. A file that is now shorter than what was counted
+    was truncated: whatever was cut off is gone, and counting goes on at its new end,
+    where whatever is written next lands."""
+    start = _counted(conn, name)
+    now = spool.size(path)
+    if now < start and os.path.exists(path):
+        log.warning("spool file %s was truncated to %d bytes, below the %d already counted:"
+                    " pageviews written after that point are counted from there", name,
+                    now, start)
+        _mark(conn, name, now)
+        return now
+    return start
+
+
+def _warn_lost(name: str, pieces: list[spool.Piece]) -> None:
+    lost = sum(p.lost for p in pieces)
+    if lost:
+        log.warning("spool file %s: skipped %d bytes that hold no whole pageview (left by"
+                    " a truncation)", name, lost)
+
+
+def _count_file(conn: sqlite3.Connection, path: str, name: str, most: int) -> Progress:
     """Count up to `most` lines of one file from where counting stopped (inside a
     transaction begun with store.write); the new position is recorded in it too."""
-    start = _counted(conn, name)
-    lines, _ = spool.read_lines(path, start, MAX_BYTES)
-    lines = lines[:most]
-    if not lines:
-        return 0
+    start = _start(conn, path, name)
+    pieces = spool.read_lines(path, start, MAX_BYTES)[:most]
+    if not pieces:
+        return Progress(0, False)
     by_site: dict[int, list[Hit]] = defaultdict(list)
-    for line in lines:
-        site_id, hit = decode(line)
-        by_site[site_id].append(hit)
+    counted = 0
+    for piece in pieces:
+        if piece.line:
+            site_id, hit = decode(piece.line)
+            by_site[site_id].append(hit)
+            counted += 1
     for site_id, hits in by_site.items():
         site = sites.get(conn, site_id)
         if site is not None:
             store.save_in(conn, site, hits)
-    _mark(conn, name, start + sum(len(line) + 1 for line in lines))
-    return len(lines)
+    _mark(conn, name, pieces[-1].end)
+    _warn_lost(name, pieces)
+    return Progress(counted, True)
 
 
 def _set_aside(conn: sqlite3.Connection, path: str, name: str, error: BaseException) -> None:
     """Move the next line of a file to failed_hits, with the reason it failed."""
     def run(c: sqlite3.Connection) -> None:
-        start = _counted(c, name)
-        lines, _ = spool.read_lines(path, start, MAX_BYTES)
-        if not lines:
+        start = _start(c, path, name)
+        pieces = spool.read_lines(path, start, MAX_BYTES)
+        bad = next((p for p in pieces if p.line), None)
+        if bad is None:
             return
-        text = lines[0].decode("utf-8", "replace")
-        try:
-            site_id = int(json.loads(text)[0])
-        except (ValueError, TypeError, IndexError, KeyError):
-            site_id = 0
+        text = bad.line.decode("utf-8", "replace")
         c.execute("INSERT INTO failed_hits (site_id, hit, error, failed_at)"
                   " VALUES (:s, :h, :e, :at)",
-                  {"s": site_id, "h": text, "e": f"{type(error).__name__}: {error}",
+                  {"s": _site_of(text), "h": text, "e": f"{type(error).__name__}: {error}",
                    "at": int(time.time())})
-        _mark(c, name, start + len(lines[0]) + 1)
+        _mark(c, name, bad.end)
     db.write(run, conn)
 
 
-def _one_by_one(conn: sqlite3.Connection, path: str, name: str, count: int) -> int:
+def _site_of(text: str) -> int:
+    try:
+        return int(json.loads(text)[0])
+    except (ValueError, TypeError, IndexError, KeyError):
+        return 0
+
+
+def _one_by_one(conn: sqlite3.Connection, path: str, name: str, count: int) -> Progress:
     """After a batch failed: count its lines one at a time, and set aside the ones that
     fail alone, so that one bad pageview can't hold up all that came after it."""
-    done = 0
+    done, moved = 0, False
     for _ in range(count):
         try:
-            counted = store.write(lambda c: _count_file(c, path, name, 1), conn)
+            step = store.write(lambda c: _count_file(c, path, name, 1), conn)
         except Exception as exc:  # whatever it is, it must not stop the queue
             if db.is_busy(exc):
                 raise
             log.exception("pending pageview set aside")
             _set_aside(conn, path, name, exc)
+            moved = True
             continue
-        if not counted:
+        if not step.moved:
             break
-        done += counted
-    return done
+        done, moved = done + step.counted, True
+    return Progress(done, moved)
 
 
-def _tidy(conn: sqlite3.Connection, where: spool.Spool, name: str, path: str) -> None:
+def _tidy(conn: sqlite3.Connection, where: spool.Spool, path: str, name: str) -> None:
     """Remove a file that is counted to its end and that nobody appends to any more."""
-    if where.finished(name) and _counted(conn, name) >= spool.size(path):
+    with where.claim(path) as finished:
+        if not finished:
+            return
+        left = spool.size(path) - _counted(conn, name)
+        if left > 0:
+            if spool.read_lines(path, _counted(conn, name), MAX_BYTES):
+                return  # whole lines that could not be counted yet: next time
+            # Its writer stopped in the middle of a line, so never answered for it.
+            log.warning("spool file %s ends in %d bytes of a line never finished; dropped",
+                        name, left)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         db.write(lambda c: c.execute("DELETE FROM pending_files WHERE name = :n",
@@ -156,16 +203,16 @@ def drain(conn: sqlite3.Connection | None = None) -> int:
     for name, path in list(where.files()):
         while True:
             try:
-                done = store.write(functools.partial(_count_file, path=path, name=name,
+                step = store.write(functools.partial(_count_file, path=path, name=name,
                                                      most=BATCH), conn)
             except Exception as exc:
                 if db.is_busy(exc):
                     raise
-                done = _one_by_one(conn, path, name, BATCH)
-            total += done
-            if not done:
+                step = _one_by_one(conn, path, name, BATCH)
+            total += step.counted
+            if not step.moved:
                 break
-        _tidy(conn, where, name, path)
+        _tidy(conn, where, path, name)
     return total
 
 
@@ -235,15 +282,48 @@ class Drainer:
                     log.exception("background job failed")
 
 
-def retry_failed(conn: sqlite3.Connection) -> int:
-    """Queue the pageviews that were set aside again (after the cause was fixed) and
-    count them; returns how many were counted."""
-    rows = conn.execute("SELECT id, hit FROM failed_hits ORDER BY id").fetchall()
+def _retry(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> int:
+    """Count failed pageviews and remove them from failed_hits in one transaction, so
+    that nothing dying in between can count one twice."""
+    by_site: dict[int, list[Hit]] = defaultdict(list)
     for row in rows:
-        queue().append(row["hit"].encode() + b"\n")
-    db.write(lambda c: c.executemany("DELETE FROM failed_hits WHERE id = ?",
-                                     [(r["id"],) for r in rows]), conn)
-    return drain(conn)
+        site_id, hit = decode(row["hit"].encode())
+        by_site[site_id].append(hit)
+    for site_id, hits in by_site.items():
+        site = sites.get(conn, site_id)
+        if site is not None:
+            store.save_in(conn, site, hits)
+    conn.executemany("DELETE FROM failed_hits WHERE id = ?", [(r["id"],) for r in rows])
+    return len(rows)
+
+
+def retry_failed(conn: sqlite3.Connection) -> int:
+    """Count the pageviews that were set aside again (after the cause was fixed); those
+    that still fail stay, with the new reason. Returns how many were counted."""
+    done = 0
+    after = 0
+    while True:
+        rows = conn.execute("SELECT id, hit FROM failed_hits WHERE id > :after ORDER BY id"
+                            " LIMIT :n", {"after": after, "n": BATCH}).fetchall()
+        if not rows:
+            return done
+        after = rows[-1]["id"]
+        try:
+            done += store.write(lambda c, r=rows: _retry(c, r), conn)
+            continue
+        except Exception as exc:
+            if db.is_busy(exc):
+                raise
+        for row in rows:
+            try:
+                done += store.write(lambda c, r=row: _retry(c, [r]), conn)
+            except Exception as exc:  # it stays set aside, with why it failed this time
+                if db.is_busy(exc):
+                    raise
+                db.write(lambda c, r=row, e=exc: c.execute(
+                    "UPDATE failed_hits SET error = :e, failed_at = :at WHERE id = :id",
+                    {"e": f"{type(e).__name__}: {e}", "at": int(time.time()),
+                     "id": r["id"]}), conn)
 
 
 # Reads that must see every accepted pageview.

@@ -1,23 +1,58 @@
 """Append-only files of accepted pageviews: one per worker process, beside the database.
 
-Appending a line is one write to a file this process alone writes to: no lock, no
-transaction. Like a commit of the database (WAL, synchronous=NORMAL), it survives the
+Appending a line is one write to a file this process alone writes to: no database lock,
+no transaction. Like a commit of the database (WAL, synchronous=NORMAL), it survives the
 process dying at once; only a power cut can take the last moments with it. Which part
 of each file has been counted is recorded in the database (pending_files), in the
 transaction that counts it, so every line is counted exactly once, whoever counts it
 and whatever dies in between.
+
+A writer holds an exclusive flock on its file for as long as it may write to it, and
+nobody opens an old file for writing again. So a file whose lock can be taken is
+finished, and that is true for every process that looks: one in another PID namespace
+or container can't see the writer's pid, but it sees the lock. A file is removed only
+by a process holding its lock.
+
+Each line is written at the offset where the writer's previous line ended (not simply
+at the end of the file), and a failed write is cut off again, so the file only ever
+holds whole lines. If somebody truncates a file under its writer, the next line still
+lands where the counter expects it; the bytes in between read as zeros, which no line
+holds, and the reader skips them.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import logging
 import os
+import re
 import secrets
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 SUFFIX = ".jsonl"
 # A worker starts a new file past this size; the old one goes once it is counted.
 ROTATE_BYTES = 16 * 1024 * 1024
+# Files named like this were written before writers took a lock: for those the pid in the
+# name still decides (and, to be safe, also the lock), until they are gone.
+_UNLOCKED_NAME = re.compile(r"(\d+)-[0-9a-f]{8}" + re.escape(SUFFIX) + r"\Z")
+
+log = logging.getLogger(__name__)
+
+
+class WriteError(OSError):
+    """A line could not be written (a full disk, say); the file is as it was before."""
+
+
+class Piece(NamedTuple):
+    """A line read from a file (empty when only unreadable bytes were skipped), the offset
+    just after it, and how many bytes before it were skipped as not part of any line."""
+
+    line: bytes
+    end: int
+    lost: int
 
 
 class Spool:
@@ -32,71 +67,146 @@ class Spool:
         self._size = 0
 
     def append(self, line: bytes) -> None:
-        """Add one line (ending in a newline) to this process's file."""
+        """Add one line (ending in a newline) to this process's file. Raises WriteError,
+        after which the file holds what it held before."""
         with self._lock:
-            if self._fd is None or self._pid != os.getpid():
+            if self._fd is None or self._pid != os.getpid() or _unlinked(self._fd):
                 self._open()
             assert self._fd is not None
-            view = memoryview(line)
-            while view:
-                view = view[os.write(self._fd, view):]
-            self._size += len(line)
+            start = self._size
+            try:
+                _write_at(self._fd, line, start)
+            except OSError as exc:
+                self._cut(start)
+                raise WriteError(exc.errno, f"pageview not stored: {exc.strerror}") from exc
+            self._size = start + len(line)
             if self._size > ROTATE_BYTES:
-                os.close(self._fd)
-                self._fd = None
+                self._close()
+
+    def _cut(self, size: int) -> None:
+        """Take a partly written line off again; when even that fails, leave the file
+        (the piece is dropped once it is counted) and write to a new one."""
+        assert self._fd is not None
+        try:
+            os.ftruncate(self._fd, size)
+        except OSError as exc:
+            log.error("spool file %s: can't remove a partly written line (%s); starting a"
+                      " new file", self.current, exc)
+            self._close()
+
+    def _close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # which lets go of its lock: the file is finished
+        self._fd = None
 
     def _open(self) -> None:
+        if self._fd is not None:
+            if self._pid == os.getpid():
+                log.warning("spool file %s was removed while in use; starting a new one",
+                            self.current)
+            # After a fork this is the parent's file: closing our copy leaves its lock.
+            os.close(self._fd)
+            self._fd = None
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
-        # The random part keeps a reused pid from ever writing into an old file.
-        self.current = f"{os.getpid()}-{secrets.token_hex(4)}{SUFFIX}"
-        self._fd = os.open(os.path.join(self.directory, self.current),
-                           os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        self._pid = os.getpid()
-        self._size = 0
+        while True:
+            # The random part keeps a reused pid from ever writing into an old file.
+            name = f"{os.getpid()}-{secrets.token_hex(8)}{SUFFIX}"
+            fd = os.open(os.path.join(self.directory, name),
+                         os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                # Someone saw the new, empty file before we locked it and is removing it.
+                os.close(fd)
+                continue
+            if _unlinked(fd):
+                os.close(fd)
+                continue
+            break
+        self._fd, self._pid, self.current, self._size = fd, os.getpid(), name, 0
 
     def files(self) -> Iterator[tuple[str, str]]:
         """(name, path) of every file, oldest first."""
         try:
-            entries = sorted(os.scandir(self.directory), key=lambda e: e.stat().st_mtime)
+            entries = [(e.stat().st_mtime, e.name, e.path) for e in os.scandir(self.directory)
+                       if e.name.endswith(SUFFIX) and e.is_file(follow_symlinks=False)]
         except FileNotFoundError:
             return
-        for entry in entries:
-            if entry.name.endswith(SUFFIX) and entry.is_file(follow_symlinks=False):
-                yield entry.name, entry.path
+        for _, name, path in sorted(entries):
+            yield name, path
 
-    def finished(self, name: str) -> bool:
-        """Whether nobody will append to this file again: its process has ended, or it
-        is one of ours that we have moved on from."""
-        if self._pid == os.getpid() and name == self.current:
-            return False
+    @contextlib.contextmanager
+    def claim(self, path: str) -> Iterator[bool]:
+        """Whether nobody will append to this file again. While it is True, this process
+        holds the file's lock, so that it may remove the file."""
         try:
-            pid = int(name.split("-", 1)[0])
-        except ValueError:
-            return True
-        if pid == os.getpid():
-            return True
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            yield False
+            return
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield not _unlocked_writer_alive(os.path.basename(path))
+        finally:
+            os.close(fd)
+
+
+def _write_at(fd: int, line: bytes, offset: int) -> None:
+    view = memoryview(line)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+def _unlinked(fd: int) -> bool:
+    return os.fstat(fd).st_nlink == 0
+
+
+def _unlocked_writer_alive(name: str) -> bool:
+    """For a file of a writer that took no lock: whether its process may still run."""
+    match = _UNLOCKED_NAME.match(name)
+    if not match:
         return False
+    try:
+        os.kill(int(match[1]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
-def read_lines(path: str, offset: int, max_bytes: int) -> tuple[list[bytes], int]:
-    """Whole lines of a file from `offset` (a line still being written is left for next
-    time), and the offset after them."""
+def read_lines(path: str, offset: int, max_bytes: int) -> list[Piece]:
+    """The whole lines of a file from `offset` (a line still being written is left for
+    next time). Zero bytes (a hole left where a file was truncated under its writer) and
+    the piece of a line before them belong to no line: they are skipped, and counted in
+    `lost`."""
     try:
         with open(path, "rb") as fh:
             fh.seek(offset)
             data = fh.read(max_bytes)
     except FileNotFoundError:
-        return [], offset
-    end = data.rfind(b"\n") + 1
-    if not end:
-        return [], offset
-    return data[:end].splitlines(), offset + end
+        return []
+    pieces: list[Piece] = []
+    start = 0
+    while True:
+        end = data.find(b"\n", start) + 1
+        if not end:
+            break
+        line = data[start:end - 1]
+        cut = line.rfind(b"\0") + 1
+        pieces.append(Piece(line[cut:], offset + end, cut))
+        start = end
+    # A run of zeros not yet followed by a line: skip it now, as it may be longer than
+    # what one read takes.
+    cut = data.rfind(b"\0", start) + 1
+    if cut:
+        pieces.append(Piece(b"", offset + cut, cut - start))
+    return pieces
 
 
 def size(path: str) -> int:

@@ -20,7 +20,7 @@ from werkzeug.wsgi import ClosingIterator
 
 from goatcounter import clock
 from goatcounter.accounts import sites
-from goatcounter.counting import pending, sessions
+from goatcounter.counting import pending, sessions, spool
 from goatcounter.counting.pipeline import bots, languages, sizes, urls
 from goatcounter.counting.pipeline.process import Hit, Incoming, process
 from goatcounter.errors import APIError
@@ -43,6 +43,8 @@ _STATUS = {200: "200 OK", 202: "202 Accepted", 400: "400 Bad Request",
            405: "405 Method Not Allowed", 429: "429 Too Many Requests",
            500: "500 Internal Server Error", 503: "503 Service Unavailable"}
 log = logging.getLogger(__name__)
+# Seconds a client is asked to wait when a pageview could not be written (a full disk).
+STORE_RETRY_AFTER = "60"
 
 
 class Reply(NamedTuple):
@@ -187,6 +189,12 @@ class PixelEndpoint:
             pool.put(conn)
 
     def _crash(self, environ: dict[str, Any], exc: Exception) -> tuple[str, list, bytes]:
+        if isinstance(exc, spool.WriteError):
+            # Not kept, so not acknowledged: the client is told to come back.
+            log.error("pageview on %s /count not stored: %s", environ.get("REQUEST_METHOD"),
+                      exc.strerror)
+            return _json(503, {"error": f"{exc.strerror}; try again later"},
+                         {"Retry-After": STORE_RETRY_AFTER})
         if db.is_busy(exc):
             log.warning("database busy on %s /count: %s", environ.get("REQUEST_METHOD"), exc)
             body, headers = error_replies.busy_body()
