@@ -245,3 +245,54 @@ def test_site_collect_settings_apply(tmp_path):
             " FROM hits h JOIN refs r ON r.id = h.ref_id").fetchone()
     assert tuple(row) == (0, "US", None, None, "", bytes.fromhex("00000000000000ab"
                                                                  "0000000000000001"))
+
+
+def test_a_record_longer_than_the_limit_is_refused_and_the_next_read(tmp_path):
+    """A too-long record is skipped to its end in pieces; the line numbers after it
+    stay right."""
+    import io
+
+    from goatcounter.exports import csvformat
+    text = HEADER + "/a" + "x" * 500 + ROW[2:] + ROW + '/c,"one\n' + "y" * 300 + '",0\n' + ROW
+    records = list(csvformat.read(io.StringIO(text, newline=""), limit=200))
+    assert [(r.line, r.error) for r in records] == [
+        (2, "longer than 200 characters"), (3, None), (4, "longer than 200 characters"),
+        (6, None)]
+    assert records[1].fields[0] == "/a"
+
+
+def test_a_huge_line_takes_little_memory(fresh, tmp_path):
+    """A small gzip file holding one line of 200 MB: refused, read in bounded pieces."""
+    import os
+    import subprocess
+    import sys
+    import zlib
+
+    from tests.servers import ROOT
+    path = tmp_path / "bomb.csv.gz"
+    pack = zlib.compressobj(9, zlib.DEFLATED, 31)
+    with path.open("wb") as fh:
+        fh.write(pack.compress(HEADER.encode() + b"/x"))
+        chunk = b"x" * (1 << 20)
+        for _ in range(200):
+            fh.write(pack.compress(chunk))
+        fh.write(pack.compress(ROW[2:].encode() + ROW.encode()))
+        fh.write(pack.flush())
+    assert path.stat().st_size < 1_000_000
+    measure = ("import resource, sys\n"
+               "from goatcounter.cli import main\n"
+               "try:\n"
+               "    main(['import', sys.argv[1]])\n"
+               "finally:\n"
+               "    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+               "    print(f'peak {peak}', file=sys.stderr)\n")
+    env = {**os.environ, "GOATCOUNTER_INSTANCE": fresh.instance_path,
+           "GOATCOUNTER_SECRET_KEY": "test-secret", "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-c", measure, str(path)], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1, run.stderr
+    assert "line 2: longer than 1,048,576 characters" in run.stderr
+    assert "imported 1 rows into site 1 (1 counted hits); 1 bad rows skipped" in run.stdout
+    peak_mib = int(run.stderr.rsplit("peak ", 1)[1]) / 1024
+    # The program itself takes some 60 MiB; the line alone would be 200.
+    assert peak_mib < 150, peak_mib

@@ -121,25 +121,70 @@ class Record(NamedTuple):
     error: str | None = None
 
 
-def read(text: IO[str]) -> Iterator[Record]:
+# The most characters one record may take; a longer one is refused without ever being
+# held whole (a small gzip file can unpack to a line of gigabytes).
+MAX_RECORD = 1 << 20
+_SKIP = 1 << 16
+
+
+class RecordTooLong(ValueError):
+    """A record longer than MAX_RECORD characters."""
+
+
+class _Lines:
+    """The lines of a text for csv.reader, at most `limit` characters for each record:
+    the line that goes over is skipped to its end in bounded pieces, and the record
+    refused. Counts lines, including skipped ones."""
+
+    def __init__(self, text: IO[str], limit: int) -> None:
+        self.text, self.limit = text, limit
+        self.left = limit
+        self.count = 0
+
+    def record(self) -> None:
+        """A new record starts."""
+        self.left = self.limit
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self.text.readline(self.left + 1)
+        if not line:
+            raise StopIteration
+        self.count += 1
+        if len(line) <= self.left:
+            self.left -= len(line)
+            return line
+        while line and not line.endswith(("\n", "\r")):
+            line = self.text.readline(_SKIP)
+        raise RecordTooLong(f"longer than {self.limit:,} characters")
+
+
+def read(text: IO[str], limit: int = MAX_RECORD) -> Iterator[Record]:
     """The data records of an export, after checking the header's version. An empty
-    file has none (GoatCounter writes an export without hits as an empty file).
+    file has none (GoatCounter writes an export without hits as an empty file). No
+    record is read whole when longer than `limit` characters: it is refused.
     `text` must be opened with newline="" (fields may hold CR and LF)."""
-    reader = csv.reader(text, strict=True)
+    lines = _Lines(text, limit)
+    reader = csv.reader(lines, strict=True)
     try:
         header = next(reader)
     except StopIteration:
         return
+    except RecordTooLong as exc:
+        raise VersionError(f"not a CSV export: the first line is {exc}") from None
     first = header[0].lstrip("\ufeff") if header else ""
     if not first.startswith(VERSION):
         raise VersionError(f"wrong version of CSV export: {first[:1]!r} (expected {VERSION!r})")
     while True:
-        start = reader.line_num + 1
+        start = lines.count + 1
+        lines.record()
         try:
             fields = next(reader)
         except StopIteration:
             return
-        except csv.Error as exc:
+        except (csv.Error, RecordTooLong) as exc:
             yield Record(start, [], str(exc))
             continue
         # Go's reader skips empty lines; Python's gives an empty record for them.

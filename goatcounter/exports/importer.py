@@ -4,6 +4,9 @@ aggregates the stats read.
 
 Rows keep their session and first-visit flag, so the numbers come out as they were at
 the source. A bad row is reported by its line number and skipped; the others go in.
+Each batch is stored with the import's new position (import_runs), so an import that
+was stopped goes on where it stopped, and no record is ever held whole in memory when
+it is longer than csvformat.MAX_RECORD.
 """
 from __future__ import annotations
 
@@ -11,8 +14,10 @@ import contextlib
 import gzip
 import io
 import math
-import os
+import shutil
+import sqlite3
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
@@ -30,6 +35,7 @@ from goatcounter.collect import (
 from goatcounter.counting import store
 from goatcounter.counting.pipeline import locations, sizes, useragents
 from goatcounter.counting.pipeline.process import Hit, valid_utf8, validate
+from goatcounter.exports import import_runs
 from goatcounter.exports.csvformat import (
     COLUMNS,
     Record,
@@ -144,84 +150,116 @@ def apply_collect(hit: Hit, settings: dict[str, Any]) -> Hit:
 # Reading the file --------------------------------------------------------------------
 
 @contextlib.contextmanager
-def open_export(name: str) -> Iterator[tuple[IO[str], io.BufferedReader, int | None]]:
-    """The export `name` (`-` for standard input) as text, gunzipped when it starts
-    like a gzip file; with the raw file and its size, for progress."""
-    raw = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
-    if not isinstance(raw, io.BufferedReader):
-        # A test runner's stdin can't peek.
-        raw = io.BufferedReader(raw)
-    binary: io.BufferedReader | gzip.GzipFile = raw
-    text = None
-    try:
-        if raw.peek(2)[:2] == b"\x1f\x8b":
-            binary = gzip.GzipFile(fileobj=raw)
-        total = None if name == "-" else os.fstat(raw.fileno()).st_size
+def source(name: str) -> Iterator[IO[bytes]]:
+    """The file `name` as a seekable binary file; `-` is standard input, copied to a
+    temporary file first (it is read twice: once to recognise it, once to import it)."""
+    if name != "-":
+        with open(name, "rb") as fh:
+            yield fh
+        return
+    with tempfile.TemporaryFile(prefix="goatcounter-import-") as copy:
+        shutil.copyfileobj(sys.stdin.buffer, copy, 1 << 20)
+        copy.seek(0)
+        yield copy
+
+
+@contextlib.contextmanager
+def content(raw: IO[bytes]) -> Iterator[IO[bytes]]:
+    """A file's bytes from the start, gunzipped when it starts like a gzip file."""
+    raw.seek(0)
+    if raw.read(2) != b"\x1f\x8b":
+        raw.seek(0)
+        yield raw
+        return
+    raw.seek(0)
+    with gzip.GzipFile(fileobj=raw) as unzipped:
+        yield unzipped
+
+
+@contextlib.contextmanager
+def text_of(raw: IO[bytes]) -> Iterator[IO[str]]:
+    """A file's content as text, for csvformat.read."""
+    with content(raw) as binary:
         # Bytes that aren't UTF-8 become lone surrogates, so that only their row is bad.
         text = io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape",
                                 newline="")
-        yield text, raw, total
-    finally:
-        # Closing the wrappers would close standard input too.
-        if text is not None:
+        try:
+            yield text
+        finally:
+            # Closing the wrapper would close the file under it.
             text.detach()
-        if binary is not raw:
-            binary.close()
-        if name != "-":
-            raw.close()
 
 
-def read_position(raw: io.BufferedReader) -> int:
-    try:
-        return raw.tell()
-    except (OSError, ValueError):
-        return 0
+def recognise(raw: IO[bytes]) -> import_runs.Fingerprint:
+    """What identifies a file's content (and how many lines it has), read once."""
+    with content(raw) as binary:
+        return import_runs.fingerprint(binary)
 
 
 # Storing -----------------------------------------------------------------------------
 
 class Importer:
-    """Collects good rows into batches and stores them; counts and reports bad rows."""
+    """Collects good rows into batches and stores them with the import's new position;
+    counts and reports bad rows."""
 
-    def __init__(self, site: dict[str, Any],
+    def __init__(self, site: dict[str, Any], job: import_runs.Run,
                  report: Callable[[str], None] | None = None) -> None:
         self.site = site
+        self.job = job
         self.report = report or (lambda message: click.echo(message, err=True))
         self.batch: list[Hit] = []
-        self.rows = self.stored = self.bad = 0
+        self.refused: list[tuple[int, str]] = []
+        self.records = 0
         self.now = clock.now()
 
     def add(self, record: Record) -> None:
+        self.records += 1
         if record.error is not None:
             self._bad(record.line, record.error)
-            return
-        try:
-            hit = hit_from_row(record.fields, self.now)
-        except RowError as exc:
-            self._bad(record.line, str(exc))
-            return
-        self.batch.append(apply_collect(hit, self.site["settings"]))
-        self.rows += 1
-        if len(self.batch) >= BATCH:
+        else:
+            try:
+                hit = hit_from_row(record.fields, self.now)
+            except RowError as exc:
+                self._bad(record.line, str(exc))
+            else:
+                self.batch.append(apply_collect(hit, self.site["settings"]))
+        if len(self.batch) + len(self.refused) >= BATCH:
             self.flush()
 
-    def flush(self) -> None:
-        if self.batch:
-            self.stored += store.save(self.site, self.batch, preset_sessions=True)
-            self.batch = []
+    def flush(self, finished: bool = False) -> None:
+        """Store the batch, and move the import's position past it, in one transaction."""
+        if not self.records and not finished:
+            return
+        batch, refused, records = self.batch, self.refused, self.records
+
+        def run(conn: sqlite3.Connection) -> int:
+            hits = store.save_in(conn, self.site, batch, preset_sessions=True) if batch else 0
+            import_runs.advance(conn, self.job, records, len(batch), hits, refused, finished)
+            return hits
+
+        hits = store.write(run)
+        self.job = import_runs.advanced(self.job, records, len(batch), hits, len(refused),
+                                        finished)
+        self.batch, self.refused, self.records = [], [], 0
 
     def _bad(self, line: int, message: str) -> None:
-        self.bad += 1
+        self.refused.append((line, message))
         self.report(f"line {line}: {message}")
 
 
-def run(site: dict[str, Any], text: IO[str], on_batch: Callable[[], None] | None = None,
-        report: Callable[[str], None] | None = None) -> Importer:
-    """Import every record of an export's text into `site`. Raises VersionError."""
-    importer = Importer(site, report)
-    for record in read(text):
+def run(site: dict[str, Any], text: IO[str], job: import_runs.Run,
+        on_batch: Callable[[import_runs.Run], None] | None = None,
+        report: Callable[[str], None] | None = None) -> import_runs.Run:
+    """Import the records of an export's text into `site`, after the `job.rows_done`
+    stored before; returns the finished job. Raises VersionError, and Conflict when
+    another run of the same import got ahead."""
+    importer = Importer(site, job, report)
+    done = job.rows_done
+    for number, record in enumerate(read(text), 1):
+        if number <= done:
+            continue  # stored (or refused) by an earlier run of this import
         importer.add(record)
-        if on_batch is not None and not importer.batch:
-            on_batch()
-    importer.flush()
-    return importer
+        if on_batch is not None and not importer.records:
+            on_batch(importer.job)
+    importer.flush(finished=True)
+    return importer.job
