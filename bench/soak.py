@@ -1,6 +1,6 @@
-"""Soak test: nothing lost when a worker dies under load.
+"""Soak test: nothing lost when a worker dies under load, or the spool meets faults.
 
-    .venv/bin/python bench/soak.py [--seconds 60] [--clients 8] [--workers 4]
+    .venv/bin/python bench/soak.py [--seconds 60] [--clients 8] [--workers 4] [--no-faults]
 
 gunicorn runs with gunicorn.conf.py and 4 sync workers on a loopback port. 8 client
 threads send, for a fixed time, a mix of POST /api/v0/count batches (each with its own
@@ -8,11 +8,26 @@ Idempotency-Key, retried with the same key when the reply never came), GET and P
 /count pixels (a tenth of them from a bot), and stats reads; rate limits are on, set
 too high to refuse any of it. Halfway through, one worker is killed with SIGKILL, one
 caught inside a write transaction when there is one. Then the server is stopped, the
-pending pixel pageviews are counted, and the database is checked:
+pending pixel pageviews are counted, and the database is checked.
 
-- every hit that got a 2xx is stored exactly once (every hit has a path of its own);
+Before and after the kill, the pixel spool meets the faults it must survive:
+
+- at a fifth of the time, a worker's spool file is truncated under it, below the part
+  already counted (the worker is stopped for the moment it takes, so that the pageviews
+  cut off are known: those not counted yet are gone, and are not counted as lost);
+- at a third, the spool's file system (a tmpfs of its own) is full for a moment, so that
+  writes fail with ENOSPC: those pixels must get a 503, never a 200;
+- at seven tenths, `goatcounter db backup` runs in another PID namespace (`unshare
+  --pid --fork`; without root, in a process that sees no other pid), where every
+  worker looks dead: it must remove none of their files.
+
+The tmpfs and the namespace need root; without it the full disk is left out (and said
+so). Then:
+
+- every hit that got a 2xx is stored exactly once (every hit has a path of its own),
+  but for the ones cut off by the truncation before they were counted;
 - the aggregate tables add up to the stored hits;
-- no reply was a 5xx, and no reply said "database is locked".
+- no reply was a 5xx but the 503s of the full disk, and no reply said "database is locked".
 
 Requests that never got a reply (the one the killed worker was serving) are counted as
 connection errors, not as acknowledged; their hits may or may not be stored. The
@@ -27,13 +42,16 @@ import http.client
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -70,6 +88,8 @@ class Tally:
     replayed: int = 0
     hits_sent: int = 0
     hits_acked: int = 0
+    # 503s for pageviews the server could not write (the full disk): refused, not lost.
+    refused_full: int = 0
 
     def add(self, other: Tally) -> None:
         for field in dataclasses.fields(self):
@@ -85,6 +105,7 @@ class Client:
     acked: set[str] = dataclasses.field(default_factory=set)
     acked_bots: set[str] = dataclasses.field(default_factory=set)
     sent: set[str] = dataclasses.field(default_factory=set)
+    refused: set[str] = dataclasses.field(default_factory=set)
     locked: int = 0
     samples: list[str] = dataclasses.field(default_factory=list)
 
@@ -110,11 +131,25 @@ class Result:
     aggregates: dict[str, int]
     pending_left: int
     tracebacks: int
+    faults: Faults = dataclasses.field(default_factory=lambda: Faults())
+    refused: set[str] = dataclasses.field(default_factory=set)
+
+    @property
+    def refused_stored(self) -> int:
+        """Pixels answered with a 503 (not kept) that were stored all the same."""
+        return len(self.refused & (self.stored.keys() | self.stored_bots.keys()))
 
     @property
     def lost(self) -> int:
-        return sum(1 for p in self.acked if self.stored.get(p, 0) == 0) + \
-            sum(1 for p in self.acked_bots if self.stored_bots.get(p, 0) == 0)
+        """Acknowledged hits not stored, but for those a truncation cut off."""
+        return sum(1 for p in self.acked - self.faults.cut if self.stored.get(p, 0) == 0) + \
+            sum(1 for p in self.acked_bots - self.faults.cut if self.stored_bots.get(p, 0) == 0)
+
+    @property
+    def cut_off(self) -> int:
+        """Acknowledged pixel pageviews that the truncation took before they were counted."""
+        return sum(1 for p in self.acked & self.faults.cut if p not in self.stored) + \
+            sum(1 for p in self.acked_bots & self.faults.cut if p not in self.stored_bots)
 
     @property
     def duplicated(self) -> int:
@@ -141,7 +176,8 @@ class Result:
     def ok(self) -> bool:
         return (self.lost == self.duplicated == self.unknown == self.server_errors == 0
                 and self.locked == 0 and self.tracebacks == 0 and self.aggregates_ok
-                and self.pending_left == 0 and self.killed is not None)
+                and self.pending_left == 0 and self.killed is not None and self.faults.ok
+                and self.refused_stored == 0)
 
     def table(self) -> str:
         head = (f"{'':20} {'requests':>8} {'2xx':>6} {'4xx':>5} {'5xx':>5} {'conn err':>8}"
@@ -177,6 +213,7 @@ class Result:
             f" left pending {self.pending_left}",
             f"replies saying the database is locked {self.locked}; server tracebacks"
             f" {self.tracebacks}",
+            *self.faults.lines(self),
             f"result: {'OK' if self.ok else 'FAILED'}",
         ]
         if self.samples:
@@ -222,6 +259,162 @@ def lock_holder(path: Path) -> int | None:
     return None
 
 
+# The faults -----------------------------------------------------------------------------
+
+SPOOL_DISK = "256m"
+# A process in which every pid but its own looks gone, for when we can't make a namespace.
+BLIND = ("import os, sys\n"
+         "real = os.kill\n"
+         "def kill(pid, sig):\n"
+         "    if pid != os.getpid():\n"
+         "        raise ProcessLookupError(pid)\n"
+         "    return real(pid, sig)\n"
+         "os.kill = kill\n"
+         "from goatcounter.cli import main\n"
+         "sys.argv[0] = 'goatcounter'\n"
+         "main()\n")
+
+
+@dataclasses.dataclass
+class Faults:
+    """What each fault did; `cut` holds the paths of the pageviews in the part of the
+    spool file that the truncation cut off."""
+
+    enabled: bool = False
+    truncated: str = "not run"
+    cut: set[str] = dataclasses.field(default_factory=set)
+    truncated_warnings: int = 0
+    disk: str = "not run"
+    disk_full: bool | None = None
+    backup: str = "not run"
+    backup_ok: bool | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.enabled or (bool(self.cut) and self.backup_ok is True)
+
+    def lines(self, result: Result) -> list[str]:
+        if not self.enabled:
+            return ["faults: none (--no-faults)"]
+        refused = result.tallies["/count pixels"].refused_full
+        disk = self.disk
+        if self.disk_full:
+            disk += (f"; {refused} pixels answered 503 meanwhile, {result.refused_stored}"
+                     " of them stored")
+        return [
+            f"fault, spool truncated: {self.truncated}; {len(self.cut)} pageviews in the"
+            f" part cut off, {result.cut_off} of them not counted yet (gone);"
+            f" {self.truncated_warnings} warnings of it logged",
+            f"fault, spool disk full: {disk}",
+            f"fault, backup from another PID namespace: {self.backup}",
+        ]
+
+
+def spool_dir(instance: str) -> Path:
+    return Path(instance) / "goatcounter.sqlite3-pending"
+
+
+@contextlib.contextmanager
+def spool_disk(instance: str) -> Iterator[Path | None]:
+    """The spool folder on a tmpfs of its own (None when it can't be mounted)."""
+    directory = spool_dir(instance)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        yield None
+        return
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SPOOL_DISK},mode=0700",
+                            "tmpfs", str(directory)], capture_output=True)
+    if mount.returncode:
+        yield None
+        return
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", "-l", str(directory)], check=False)
+
+
+def fill_disk(directory: Path, seconds: float) -> str:
+    """Fill the spool's file system for `seconds`, then make room again."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for block in (1 << 20, 4096, 64):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * block)
+        time.sleep(seconds)
+    finally:
+        os.close(fd)
+        filler.unlink()
+    return f"full for {seconds:.1f} s"
+
+
+def _stopped(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+    except OSError:
+        return True
+
+
+def truncate_spool(master: int, instance: str, db_path: str) -> tuple[str, set[str]]:
+    """Cut the biggest spool file of a live worker to half of what was counted of it.
+    The worker is stopped meanwhile, so that what is cut off is known exactly."""
+    workers = set(workers_of(master))
+    files = []
+    for path in spool_dir(instance).glob("*.jsonl"):
+        with contextlib.suppress(ValueError, OSError):
+            if int(path.name.split("-", 1)[0]) in workers:
+                files.append((path.stat().st_size, path))
+    if not files:
+        return "no spool file to truncate", set()
+    _, path = max(files)
+    owner = int(path.name.split("-", 1)[0])
+    os.kill(owner, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 2
+        while not _stopped(owner) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        conn = sqlite3.connect(db_path, timeout=30)
+        try:
+            row = conn.execute("SELECT counted FROM pending_files WHERE name = ?",
+                               (path.name,)).fetchone()
+        finally:
+            conn.close()
+        counted = row[0] if row else 0
+        data = path.read_bytes()
+        cut_at = counted // 2
+        os.truncate(path, cut_at)
+    finally:
+        os.kill(owner, signal.SIGCONT)
+    cut, start = set(), 0
+    for line in data.split(b"\n")[:-1]:
+        start += len(line) + 1
+        if start > cut_at:
+            with contextlib.suppress(ValueError, IndexError, TypeError):
+                cut.add(json.loads(line)[1])
+    return (f"worker {owner}'s file cut from {len(data):,} to {cut_at:,} bytes (counted to"
+            f" {counted:,})"), cut
+
+
+def backup_elsewhere(instance: str) -> tuple[str, bool]:
+    """`goatcounter db backup` from a process that can't see the workers' pids."""
+    target = str(Path(instance) / "backup.sqlite3")
+    args = ["db", "backup", target]
+    command = [sys.executable, "-c", BLIND, *args]
+    how = "in a process that sees no other pid"
+    if os.geteuid() == 0 and shutil.which("unshare") and subprocess.run(
+            ["unshare", "--pid", "--fork", "true"], capture_output=True).returncode == 0:
+        command = ["unshare", "--pid", "--fork", sys.executable, "-m", "goatcounter", *args]
+        how = "unshare --pid --fork"
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "GOATCOUNTER_INSTANCE": instance,
+                               "GOATCOUNTER_RATELIMIT": LIMITS,
+                               "GOATCOUNTER_COUNT_IN_BACKGROUND": "0"})
+    if done.returncode:
+        return f"{how}: FAILED ({done.stderr.strip()[-200:]})", False
+    return f"{how}: written", True
+
+
 # The clients ----------------------------------------------------------------------------
 
 class Driver:
@@ -264,6 +457,10 @@ class Driver:
             tally.client_errors += 1
         if b"locked" in body or b"busy" in body:
             self.record.locked += 1
+        if status == 503 and b"No space left on device" in body:
+            tally.server_errors -= 1
+            tally.refused_full += 1
+            return
         if status >= 300 and status != 304:
             self.record.samples.append(f"{what}: {status} {body[:200]!r}")
 
@@ -317,6 +514,8 @@ class Driver:
             tally.connection_errors += 1
             return
         self._note(tally, status, reply, f"{method} /count")
+        if status == 503:
+            self.record.refused.add(path)
         if status == 200:
             tally.hits_acked += 1
             (self.record.acked_bots if bot else self.record.acked).add(path)
@@ -366,12 +565,16 @@ def check(instance: str) -> tuple[dict[str, int], dict[str, int], dict[str, int]
 
 
 def run(seconds: float = 60, clients: int = 8, workers: int = 4,
-        instance: str | None = None, seed: int = 1) -> Result:
+        instance: str | None = None, seed: int = 1, faults: bool = True) -> Result:
     """The soak test; `instance` is a fresh folder (a temporary one when None)."""
+    report = Faults(enabled=faults)
     with contextlib.ExitStack() as stack:
         if instance is None:
             instance = stack.enter_context(tempfile.TemporaryDirectory(prefix="gc-soak-"))
         token = setup_site(instance, cname=HOST, email="soak@example.com")
+        disk = stack.enter_context(spool_disk(instance)) if faults else None
+        if faults and disk is None:
+            report.disk = "left out (mounting a tmpfs needs root)"
         killed: int | None = None
         writing = False
         env = {"GOATCOUNTER_INSTANCE": instance, "GOATCOUNTER_RATELIMIT": LIMITS}
@@ -385,15 +588,32 @@ def run(seconds: float = 60, clients: int = 8, workers: int = 4,
             threads = [threading.Thread(target=d.run, name=f"soak-{d.n}") for d in drivers]
             for t in threads:
                 t.start()
-            time.sleep(seconds / 2)
+
+            def at(part: float) -> None:
+                time.sleep(max(0.0, start + seconds * part - time.monotonic()))
+
+            if faults:
+                at(0.2)
+                report.truncated, report.cut = truncate_spool(
+                    master.pid, instance, str(Path(instance) / "goatcounter.sqlite3"))
+                if disk is not None:
+                    at(1 / 3)
+                    report.disk = fill_disk(disk, min(1.0, seconds / 20))
+                    report.disk_full = True
+            at(0.5)
             killed, writing = victim(master.pid, instance, random.Random(seed))
             if killed is not None:
                 os.kill(killed, signal.SIGKILL)
             killed_at = time.monotonic() - start
+            if faults:
+                at(0.7)
+                report.backup, report.backup_ok = backup_elsewhere(instance)
             for t in threads:
                 t.join()
             elapsed = time.monotonic() - start
         text = Path(log).read_text(errors="replace")
+        report.truncated_warnings = text.count("was truncated") + text.count(
+            "hold no whole pageview")
         stored, bots, aggregates, left = check(instance)
 
     tallies = {kind: Tally() for kind in KINDS}
@@ -404,6 +624,7 @@ def run(seconds: float = 60, clients: int = 8, workers: int = 4,
         record.acked |= d.record.acked
         record.acked_bots |= d.record.acked_bots
         record.sent |= d.record.sent
+        record.refused |= d.record.refused
         record.locked += d.record.locked
         record.samples += d.record.samples
     return Result(seconds=elapsed, workers=workers, clients=clients, killed=killed,
@@ -411,7 +632,8 @@ def run(seconds: float = 60, clients: int = 8, workers: int = 4,
                   stored=stored, stored_bots=bots, acked=record.acked,
                   acked_bots=record.acked_bots, sent=record.sent,
                   locked=record.locked, samples=record.samples, aggregates=aggregates,
-                  pending_left=left, tracebacks=text.count("Traceback"))
+                  pending_left=left, tracebacks=text.count("Traceback"), faults=report,
+                  refused=record.refused)
 
 
 def main() -> None:
@@ -420,8 +642,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-faults", action="store_true",
+                        help="only the killed worker: no truncation, full disk or backup")
     args = parser.parse_args()
-    result = run(args.seconds, args.clients, args.workers, seed=args.seed)
+    result = run(args.seconds, args.clients, args.workers, seed=args.seed,
+                 faults=not args.no_faults)
     print(result.table())
     sys.exit(0 if result.ok else 1)
 

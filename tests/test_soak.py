@@ -1,4 +1,6 @@
-"""The soak test, shorter: bench/soak.py with a worker killed halfway through."""
+"""The soak test, shorter: bench/soak.py with a worker killed halfway through, a spool
+file truncated, the spool's disk full for a moment and a backup from another PID
+namespace."""
 from __future__ import annotations
 
 import pytest
@@ -7,7 +9,7 @@ from bench import soak
 
 
 @pytest.mark.slow
-def test_nothing_lost_when_a_worker_dies_under_load(tmp_path):
+def test_nothing_lost_under_load_and_faults(tmp_path):
     result = soak.run(seconds=12, clients=8, workers=4, instance=str(tmp_path))
     print(result.table())
     assert result.killed is not None
@@ -19,4 +21,9 @@ def test_nothing_lost_when_a_worker_dies_under_load(tmp_path):
     assert result.locked == 0, result.table()
     assert result.aggregates_ok and result.pending_left == 0, result.table()
     assert result.tracebacks == 0, result.table()
+    faults = result.faults
+    assert faults.cut and faults.backup_ok, result.table()
+    if faults.disk_full:
+        assert result.tallies["/count pixels"].refused_full > 0, result.table()
+        assert result.refused_stored == 0, result.table()
     assert result.ok

@@ -70,8 +70,11 @@ class Spool:
         """Add one line (ending in a newline) to this process's file. Raises WriteError,
         after which the file holds what it held before."""
         with self._lock:
-            if self._fd is None or self._pid != os.getpid() or _unlinked(self._fd):
-                self._open()
+            try:
+                if self._fd is None or self._pid != os.getpid() or _unlinked(self._fd):
+                    self._open()
+            except OSError as exc:
+                raise WriteError(exc.errno, f"pageview not stored: {exc.strerror}") from exc
             assert self._fd is not None
             start = self._size
             try:
