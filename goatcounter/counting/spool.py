@@ -130,9 +130,16 @@ class Spool:
 
     def files(self) -> Iterator[tuple[str, str]]:
         """(name, path) of every file, oldest first."""
+        entries = []
         try:
-            entries = [(e.stat().st_mtime, e.name, e.path) for e in os.scandir(self.directory)
-                       if e.name.endswith(SUFFIX) and e.is_file(follow_symlinks=False)]
+            with os.scandir(self.directory) as found:
+                for entry in found:
+                    if not entry.name.endswith(SUFFIX):
+                        continue
+                    # One removed meanwhile (counted by another process) is simply left out.
+                    with contextlib.suppress(FileNotFoundError):
+                        if entry.is_file(follow_symlinks=False):
+                            entries.append((entry.stat().st_mtime, entry.name, entry.path))
         except FileNotFoundError:
             return
         for _, name, path in sorted(entries):
@@ -159,10 +166,14 @@ class Spool:
 
 
 def _write_at(fd: int, line: bytes, offset: int) -> None:
-    view = memoryview(line)
+    written = os.pwrite(fd, line, offset)
+    if written == len(line):
+        return
+    view = memoryview(line)[written:]
     while view:
+        offset += written
         written = os.pwrite(fd, view, offset)
-        view, offset = view[written:], offset + written
+        view = view[written:]
 
 
 def _unlinked(fd: int) -> bool:
