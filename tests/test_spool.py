@@ -335,3 +335,20 @@ def test_a_line_cut_by_a_writer_that_died_is_dropped(quiet, caplog):
     assert "never finished" in caplog.text
     assert spool_files(quiet) == []
     assert stored(quiet) == ["/whole"]
+
+
+def test_files_of_writers_that_took_no_lock_keep_the_pid_rule(quiet):
+    """Files named as before writers took a lock (a rolling upgrade): counted, and removed
+    only once the process in their name is gone."""
+    site, _ = make_site(quiet)
+    with quiet.app_context():
+        directory = Path(pending.queue().directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    for pid, path in ((os.getpid(), "/alive"), (gone, "/gone")):
+        line = pending.encode(site["id"], _hit(quiet, site, path))
+        (directory / f"{pid}-0000abcd{spool.SUFFIX}").write_bytes(line)
+    assert drain(quiet) == 2
+    assert [p.name for p in spool_files(quiet)] == [f"{os.getpid()}-0000abcd{spool.SUFFIX}"]
+    assert sorted(stored(quiet)) == ["/alive", "/gone"]
