@@ -309,21 +309,24 @@ def retry_failed(conn: sqlite3.Connection) -> int:
             return done
         after = rows[-1]["id"]
         try:
-            done += store.write(lambda c, r=rows: _retry(c, r), conn)
+            done += store.write(functools.partial(_retry, rows=rows), conn)
             continue
         except Exception as exc:
             if db.is_busy(exc):
                 raise
         for row in rows:
             try:
-                done += store.write(lambda c, r=row: _retry(c, [r]), conn)
+                done += store.write(functools.partial(_retry, rows=[row]), conn)
             except Exception as exc:  # it stays set aside, with why it failed this time
                 if db.is_busy(exc):
                     raise
-                db.write(lambda c, r=row, e=exc: c.execute(
-                    "UPDATE failed_hits SET error = :e, failed_at = :at WHERE id = :id",
-                    {"e": f"{type(e).__name__}: {e}", "at": int(time.time()),
-                     "id": r["id"]}), conn)
+                db.write(functools.partial(_still_failing, row_id=row["id"], error=exc), conn)
+
+
+def _still_failing(conn: sqlite3.Connection, row_id: int, error: BaseException) -> None:
+    conn.execute("UPDATE failed_hits SET error = :e, failed_at = :at WHERE id = :id",
+                 {"e": f"{type(error).__name__}: {error}", "at": int(time.time()),
+                  "id": row_id})
 
 
 # Reads that must see every accepted pageview.

@@ -11,6 +11,7 @@ page can start the same record, run it in the background and show it.
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import hashlib
 import sqlite3
 from typing import IO, Any
@@ -68,7 +69,7 @@ class Run:
     resumed: bool = False
 
 
-def fingerprint(content: IO[bytes]) -> Fingerprint:
+def fingerprint(content: IO[bytes] | gzip.GzipFile) -> Fingerprint:
     """Hash, size and number of lines of a file's content, read in bounded pieces."""
     digest, size, lines, last = hashlib.sha256(), 0, 0, b"\n"
     while chunk := content.read(_CHUNK):

@@ -164,7 +164,7 @@ def source(name: str) -> Iterator[IO[bytes]]:
 
 
 @contextlib.contextmanager
-def content(raw: IO[bytes]) -> Iterator[IO[bytes]]:
+def content(raw: IO[bytes]) -> Iterator[IO[bytes] | gzip.GzipFile]:
     """A file's bytes from the start, gunzipped when it starts like a gzip file."""
     raw.seek(0)
     if raw.read(2) != b"\x1f\x8b":
