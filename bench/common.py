@@ -88,6 +88,18 @@ def workers_of(pid: int) -> list[int]:
     return out
 
 
+def cpu_seconds(server: Server) -> float:
+    """CPU time (user and system) the server's master and workers have used so far."""
+    total = 0
+    for pid in [server.proc.pid, *workers_of(server.proc.pid)]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def gunicorn(app: str, env: dict[str, str], workers: int = 2, config: str | None = None,
              log: str | None = None, access_log: str | None = None,
@@ -174,13 +186,30 @@ def _drive(addr: tuple[str, int], requests: list[bytes], until: float,
             ok += 1
         else:
             errors += 1
-    out.put((ok, errors, codes))
+    out.put((ok, errors, codes, i, max(0, i - len(requests))))
+
+
+@dataclasses.dataclass
+class Load:
+    """What one `load` got: 2xx replies, other replies (and connection errors, as
+    status 0), seconds, replies by status; `sent` requests in all, `used` the first
+    `used` requests of the list covering what every client sent, and `repeated` the
+    requests sent again because a client had come to the end of its share."""
+
+    ok: int
+    errors: int
+    elapsed: float
+    codes: dict[int, int]
+    sent: int
+    used: int
+    repeated: int
 
 
 def load(addr: tuple[str, int], requests: list[bytes], seconds: float,
-         clients: int) -> tuple[int, int, float, dict[int, int]]:
-    """Send the requests round-robin from `clients` processes for `seconds`; returns
-    (2xx replies, other replies, elapsed seconds, status counts)."""
+         clients: int) -> Load:
+    """Send the requests from `clients` processes for `seconds`, each its share in order
+    (client i the requests i, i + clients, ...), from the start again when it runs out;
+    every request on a new connection."""
     out: mp.Queue = mp.Queue()
     start = time.monotonic()
     until = start + seconds
@@ -193,10 +222,13 @@ def load(addr: tuple[str, int], requests: list[bytes], seconds: float,
         p.join()
     elapsed = time.monotonic() - start
     codes: dict[int, int] = {}
-    for _, _, c in results:
-        for k, v in c.items():
+    for r in results:
+        for k, v in r[2].items():
             codes[k] = codes.get(k, 0) + v
-    return sum(r[0] for r in results), sum(r[1] for r in results), elapsed, codes
+    return Load(ok=sum(r[0] for r in results), errors=sum(r[1] for r in results),
+                elapsed=elapsed, codes=codes, sent=sum(r[3] for r in results),
+                used=min(len(requests), max(r[3] for r in results) * clients),
+                repeated=sum(r[4] for r in results))
 
 
 def http_request(method: str, path: str, host: str, body: bytes = b"",
