@@ -73,7 +73,7 @@ LOCATIONS = ["NL", "US-TX", "DE", "GB", "JP", "FR", ""]
 HOST = "127.0.0.1"
 ROUNDS = 4
 
-DEFAULT_LIMITS = config.DEFAULTS["RATELIMIT"]
+DEFAULT_LIMITS = server_config.DEFAULTS["RATELIMIT"]
 NO_LIMITS = "api:none,api-count:none,count:none"
 # The default, but api-count raised so that one token's load is not refused: the
 # limiter still counts every batch.

@@ -72,47 +72,48 @@ STEPS = [
      "pa"),
     ("  send the reply", "Response.write", "gunicorn/http/wsgi.py", "pa"),
     ("  close the connection", "close_graceful", "gunicorn/util.py", "pa"),
-    ("the app (WSGI call)", "TrustedProxies.__call__", "goatcounter/proxies.py", "pa"),
-    ("  pixel layer", "PixelEndpoint._handle", "goatcounter/views/pixel.py", "p"),
-    ("    site by host", "HostCache.get", "goatcounter/sites.py", "p"),
-    ("    rate limit (count bucket)", "check_count", "goatcounter/ratelimit.py", "p"),
-    ("    parse_args", "parse_args", "goatcounter/views/pixel.py", "p"),
-    ("    decide", "decide", "goatcounter/views/pixel.py", "p"),
-    ("      process (the pipeline)", "process", "goatcounter/pipeline/process.py", "p"),
-    ("    pending.add (spool append)", "add", "goatcounter/pending.py", "p"),
+    ("the app (WSGI call)", "TrustedProxies.__call__", "goatcounter/web/proxies.py", "pa"),
+    ("  pixel layer", "PixelEndpoint._handle", "goatcounter/public/pixel.py", "p"),
+    ("    site by host", "HostCache.get", "goatcounter/accounts/sites.py", "p"),
+    ("    rate limit (count bucket)", "check_count", "goatcounter/web/ratelimit.py", "p"),
+    ("    parse_args", "parse_args", "goatcounter/public/pixel.py", "p"),
+    ("    decide", "decide", "goatcounter/public/pixel.py", "p"),
+    ("      process (the pipeline)", "process", "goatcounter/counting/pipeline/process.py", "p"),
+    ("    pending.add (spool append)", "add", "goatcounter/counting/pending.py", "p"),
     ("  Flask", "Flask.wsgi_app", "flask/app.py", "a"),
     ("    before-request hooks (limiter, ...)", "Flask.preprocess_request", "flask/app.py",
      "a"),
-    ("    api_count view", "api_count", "goatcounter/views/count.py", "a"),
-    ("      authenticate", "authenticate", "goatcounter/auth.py", "a"),
-    ("      params.decode_body (JSON, hit fields)", "decode_body", "goatcounter/params.py",
+    ("    api_count view", "api_count", "goatcounter/api/count.py", "a"),
+    ("      authenticate", "authenticate", "goatcounter/accounts/tokens.py", "a"),
+    ("      decoding.decode_body (JSON, hit fields)", "decode_body", "goatcounter/decoding.py",
      "a"),
-    ("      _session_key", "_session_key", "goatcounter/views/count.py", "a"),
-    ("      process (the pipeline)", "process", "goatcounter/pipeline/process.py", "a"),
-    ("      store.save", "save", "goatcounter/store.py", "a"),
-    ("steps of the pipeline, wherever called", "process", "goatcounter/pipeline/process.py",
-     "pa"),
-    ("  bots.from_user_agent", "from_user_agent", "goatcounter/pipeline/bots.py", "pa"),
+    ("      _session_key", "_session_key", "goatcounter/api/count.py", "a"),
+    ("      process (the pipeline)", "process", "goatcounter/counting/pipeline/process.py", "a"),
+    ("      store.save", "save", "goatcounter/counting/store.py", "a"),
+    ("steps of the pipeline, wherever called", "process",
+     "goatcounter/counting/pipeline/process.py", "pa"),
+    ("  bots.from_user_agent", "from_user_agent", "goatcounter/counting/pipeline/bots.py", "pa"),
     ("    crawlerdetect", "CrawlerDetect._check_crawler", "crawlerdetect/crawlerdetect.py",
      "pa"),
-    ("  useragents.parse (ua-parser)", "parse", "goatcounter/pipeline/useragents.py", "pa"),
-    ("  locations.lookup_ip", "lookup_ip", "goatcounter/pipeline/locations.py", "pa"),
-    ("  referrers.clean_referrer", "clean_referrer", "goatcounter/pipeline/referrers.py",
+    ("  useragents.parse (ua-parser)", "parse", "goatcounter/counting/pipeline/useragents.py",
      "pa"),
-    ("  validate", "validate", "goatcounter/pipeline/process.py", "pa"),
-    ("counting the spool (pending.drain)", "drain", "goatcounter/pending.py", "p"),
-    ("storing (store._save)", "_save", "goatcounter/store.py", "pa"),
-    ("  path ids", "_path_id", "goatcounter/store.py", "pa"),
-    ("  ref, browser, system ids", "_named_id", "goatcounter/store.py", "pa"),
-    ("  sessions.resolve", "resolve", "goatcounter/sessions.py", "pa"),
-    ("  sessions.first_visits", "first_visits", "goatcounter/sessions.py", "pa"),
-    ("  _save itself (inserting hits and bots)", "_save", "goatcounter/store.py", "pa"),
-    ("  aggregates.add", "add", "goatcounter/aggregates.py", "pa"),
-    ("write transactions in all (db.write)", "write", "goatcounter/db.py", "pa"),
-    ("  begin, commit", "_transaction", "goatcounter/db.py", "pa"),
-    ("  waiting for the write lock (flock)", "WriteLock.held", "goatcounter/db.py", "pa"),
-    ("  waiting for the rate limit's database", "SQLiteStorage.incr", "goatcounter/ratelimit.py",
-     "p"),
+    ("  locations.lookup_ip", "lookup_ip", "goatcounter/counting/pipeline/locations.py", "pa"),
+    ("  referrers.clean_referrer", "clean_referrer", "goatcounter/counting/pipeline/referrers.py",
+     "pa"),
+    ("  validate", "validate", "goatcounter/counting/pipeline/process.py", "pa"),
+    ("counting the spool (pending.drain)", "drain", "goatcounter/counting/pending.py", "p"),
+    ("storing (store._save)", "_save", "goatcounter/counting/store.py", "pa"),
+    ("  path ids", "_path_id", "goatcounter/counting/store.py", "pa"),
+    ("  ref, browser, system ids", "_named_id", "goatcounter/counting/store.py", "pa"),
+    ("  sessions.resolve", "resolve", "goatcounter/counting/sessions.py", "pa"),
+    ("  sessions.first_visits", "first_visits", "goatcounter/counting/sessions.py", "pa"),
+    ("  _save itself (inserting hits and bots)", "_save", "goatcounter/counting/store.py", "pa"),
+    ("  aggregates.add", "add", "goatcounter/counting/aggregates.py", "pa"),
+    ("write transactions in all (db.write)", "write", "goatcounter/storage/db.py", "pa"),
+    ("  begin, commit", "_transaction", "goatcounter/storage/db.py", "pa"),
+    ("  waiting for the write lock (flock)", "WriteLock.held", "goatcounter/storage/db.py", "pa"),
+    ("  waiting for the rate limit's database", "SQLiteStorage.incr",
+     "goatcounter/web/ratelimit.py", "p"),
 ]
 # For this one, only the samples in _save's own code: its executemany of hits and bots.
 OWN_ONLY = {"  _save itself (inserting hits and bots)", "  waiting for the write lock (flock)",
@@ -262,7 +263,7 @@ class App:
     def warm_up(self, requests: list[bytes], load_: Requests) -> None:
         """Untimed (first calls build parsers, compile patterns, open files). For the
         realistic load, the most common user agents are seen first, as in the benchmark."""
-        from goatcounter.pipeline import bots, useragents
+        from goatcounter.counting.pipeline import bots, useragents
 
         self._serve(requests)
         if load_.name == "pixel-realistic":
@@ -277,7 +278,7 @@ class App:
     def _serve(self, requests: list[bytes]) -> float:
         """Serve the requests as gunicorn would (iterate, close), then count what is
         pending; returns the CPU time."""
-        from goatcounter import pending
+        from goatcounter.counting import pending
 
         environs = [environ_of(r) for r in requests]
         start = time.process_time()
@@ -354,9 +355,12 @@ def profiled(args: argparse.Namespace) -> None:
 
 def steps(args: argparse.Namespace, n: int = 1000, repeats: int = 5) -> None:
     """Each step on its own, on inputs nobody sent before."""
-    from goatcounter import db, pending, ratelimit, sessions, sites, store
-    from goatcounter.pipeline import bots, locations, useragents
-    from goatcounter.pipeline.process import Incoming, process
+    from goatcounter.accounts import sites
+    from goatcounter.counting import pending, sessions, store
+    from goatcounter.counting.pipeline import bots, locations, useragents
+    from goatcounter.counting.pipeline.process import Incoming, process
+    from goatcounter.storage import db
+    from goatcounter.web import ratelimit
 
     load_ = Requests(args.load)
     mix, addresses = load_.mix, load_.addresses
