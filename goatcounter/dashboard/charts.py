@@ -30,6 +30,7 @@ class Slot:
     values: tuple[int, ...]
     label: str  # "Mon 3 Nov 14:00–14:59"
     text: str  # "Mon 3 Nov 14:00–14:59: 12 visits, 30 pageviews"
+    numbers: tuple[str, ...]  # the values, formatted
     future: bool = False
 
     def path(self, series: int) -> str:
@@ -136,10 +137,12 @@ def bars(points: Sequence[Point], names: Sequence[str], number: Callable[[int], 
     for i, p in enumerate(points):
         if p.future and future_from is None:
             future_from = float(i)
-        numbers = ", ".join(f"{number(v)} {n}" for v, n in zip(p.values, names, strict=True))
+        shown = tuple(number(v) for v in p.values)
+        numbers = ", ".join(f"{v} {n}" for v, n in zip(shown, names, strict=True))
         text = f"{p.label}: {'in the future' if p.future else numbers}"
         slots.append(Slot(x=i + 0.5, tops=tuple(top_of(v, top) for v in p.values),
-                          values=p.values, label=p.label, text=text, future=p.future))
+                          values=p.values, label=p.label, text=text, numbers=shown,
+                          future=p.future))
     width = max(1, len(points))
     marks = tuple(Tick(left=round(i / width * 100, 2), text=t) for i, t in ticks)
     return Chart(tuple(slots), top, number(top), marks, future_from)

@@ -100,7 +100,7 @@ def ranked(conn: sqlite3.Connection, site_id: int, rng: Range, paths: PathSet,
     return [(r[0], r[1]) for r in conn.execute(sql, args)]
 
 
-def _hourly(conn: sqlite3.Connection, site_id: int, rng: Range,
+def path_hours(conn: sqlite3.Connection, site_id: int, rng: Range,
             ids: list[int]) -> dict[int, Iterable[tuple[int, int]]]:
     """(hour number in the range, visits) of each path. Each path's hours come back as
     one text, which costs far less than a row per hour."""
@@ -200,7 +200,7 @@ def hits(conn: sqlite3.Connection, site_id: int, rng: Range, paths: PathSet,
         {"site": site_id, "ids": PathSet(tuple(ids)).json()})}
     out = []
     if hourly_numbers:
-        hourly = _hourly(conn, site_id, rng, ids)
+        hourly = path_hours(conn, site_id, rng, ids)
         slots = Slots(rng)
         numbers = []
         for path_id in ids:
