@@ -52,6 +52,10 @@ def hits(days: int = 14, per_day: int = 10) -> list[dict[str, Any]]:
                     if query:
                         hit["query"] = query
                 out.append(hit)
+                if n % 4 == 0 and k == 0:
+                    # A reload: another pageview, not another visit.
+                    out.append(dict(hit, created_at=(at + dt.timedelta(seconds=30)).strftime(
+                        "%Y-%m-%dT%H:%M:%SZ"), ref=""))
     return out
 
 

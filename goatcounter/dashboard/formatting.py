@@ -44,7 +44,7 @@ class Formats:
         value = part / whole * 100
         if value < 0.5:
             return f"{value:.1f}".lstrip("0") + "%"
-        return f"{round(value)}%"
+        return f"{int(value + 0.5)}%"
 
     def change(self, now: int, before: int) -> tuple[str, str]:
         """The change against the previous period as (text, "up" | "down" | "same" |

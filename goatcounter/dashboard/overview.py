@@ -148,6 +148,10 @@ def render_dashboard(site: dict[str, Any], user: dict[str, Any]) -> tuple[str, i
             paths, path_id = _paths(conn, site["id"], args)
             segment = segments.resolve(conn, site["id"],
                                        {k: args[k] for k in segments.KINDS if k in args})
+            daily = [d.kind for d in segment.dims if d.kind != "ref"]
+            if daily:
+                period = dataclasses.replace(period, group="day", fixed=(
+                    f"Visits by {daily[0]} are counted per day, not per hour"))
             rq = widgets.Request(conn=conn, site=site, period=period, paths=paths,
                                  segment=segment, fmt=fmt, link=link, now=now,
                                  raw_cap=int(current_app.config["DASHBOARD_RAW_HITS"]),

@@ -135,13 +135,15 @@ def _points(rq: Request, hours: list[list[int]] | None, days: list[int] | None,
 
 
 def _ticks(rq: Request, count: int, group: str) -> list[tuple[int, str]]:
+    """Axis labels: at the start of evenly spread dates (hours for a single day)."""
     dates = rq.rng.local_dates()
+    if not dates or not count:
+        return []
     per = 24 if group == "hour" else 1
-    labels = [rq.fmt.date(d, year=False) for d in dates for _ in range(per)]
     if len(dates) == 1 and group == "hour":
-        labels = [rq.fmt.hour(h) for h in range(24)]
-        return charts.spread_ticks(24, labels, 6)
-    return [(i, labels[i]) for i, _ in charts.spread_ticks(count, labels)] if labels else []
+        return [(h, rq.fmt.hour(h)) for h in range(0, 24, 4)]
+    labels = [rq.fmt.date(d, year=False) for d in dates]
+    return [(i * per, text) for i, text in charts.spread_ticks(len(dates), labels)]
 
 
 def _hour_grid(rq: Request, rows: list[tuple[int, int]]) -> list[list[int]]:
@@ -227,10 +229,7 @@ def totals_widget(rq: Request, settings: dict[str, Any]) -> TotalsWidget:
         chart = charts.bars(points, names, fmt.number, _ticks(rq, len(points), group))
     else:
         names = ("visits",)
-    heading = "Totals"
-    if group == "day" and rq.period.group == "hour":
-        heading += " by day (hours aren't kept for this filter)"
-    return TotalsWidget(heading, figures, chart, names, group, note, visits)
+    return TotalsWidget("Totals", figures, chart, names, group, note, visits)
 
 
 def _figure(label: str, now: int | None, before: int | None, fmt: Formats, shown: bool = True,
@@ -429,6 +428,8 @@ def _list_rows(rq: Request, items: list[dict[str, Any]], kind: str | None, whole
         count = int(item["count"])
         ident = item.get("id")
         unknown = not name or name == dims.UNKNOWN
+        if kind == "ref" and not name:
+            name = "(no referrer)"
         link = ""
         if clickable and kind and ident and not unknown and not (kind == "size"
                                                                    and ident == "unknown"):
