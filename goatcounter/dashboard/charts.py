@@ -138,7 +138,8 @@ def bars(points: Sequence[Point], names: Sequence[str], number: Callable[[int], 
         if p.future and future_from is None:
             future_from = float(i)
         shown = tuple(number(v) for v in p.values)
-        numbers = ", ".join(f"{v} {n}" for v, n in zip(shown, names, strict=True))
+        numbers = ", ".join(f"{v} {n[:-1] if value == 1 else n}"
+                            for v, value, n in zip(shown, p.values, names, strict=True))
         text = f"{p.label}: {'in the future' if p.future else numbers}"
         slots.append(Slot(x=i + 0.5, tops=tuple(top_of(v, top) for v in p.values),
                           values=p.values, label=p.label, text=text, numbers=shown,
