@@ -32,6 +32,9 @@ class Slot:
     text: str  # "Mon 3 Nov 14:00–14:59: 12 visits, 30 pageviews"
     numbers: tuple[str, ...]  # the values, formatted
     future: bool = False
+    # The bars to draw, back to front: (series number, SVG path); none for zeros.
+    bars: tuple[tuple[int, str], ...] = ()
+    hit: str = ""  # a full-height path over the slot that takes the pointer
 
     def path(self, series: int) -> str:
         """The SVG path of a series' bar ("" when it has none)."""
@@ -39,11 +42,6 @@ class Slot:
         if top >= HEIGHT:
             return ""
         return f"M{_num(self.x)} {HEIGHT}V{_num(top)}"
-
-    @property
-    def hit(self) -> str:
-        """A full-height path over the slot that takes the pointer."""
-        return f"M{_num(self.x)} 0V{HEIGHT}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,17 +131,22 @@ def bars(points: Sequence[Point], names: Sequence[str], number: Callable[[int], 
     highest = max((max(p.values, default=0) for p in points), default=0)
     top = scale or nice_scale(highest)
     slots = []
+    cache: dict[int, str] = {}
     future_from = None
     for i, p in enumerate(points):
         if p.future and future_from is None:
             future_from = float(i)
-        shown = tuple(number(v) for v in p.values)
+        shown = tuple(cache[v] if v in cache else cache.setdefault(v, number(v))
+                      for v in p.values)
         numbers = ", ".join(f"{v} {n[:-1] if value == 1 else n}"
                             for v, value, n in zip(shown, p.values, names, strict=True))
         text = f"{p.label}: {'in the future' if p.future else numbers}"
-        slots.append(Slot(x=i + 0.5, tops=tuple(top_of(v, top) for v in p.values),
-                          values=p.values, label=p.label, text=text, numbers=shown,
-                          future=p.future))
+        x = _num(i + 0.5)
+        tops = tuple(top_of(v, top) for v in p.values)
+        drawn = tuple((j, f"M{x} {HEIGHT}V{_num(tops[j])}")
+                      for j in reversed(range(len(tops))) if tops[j] < HEIGHT)
+        slots.append(Slot(x=i + 0.5, tops=tops, values=p.values, label=p.label, text=text,
+                          numbers=shown, future=p.future, bars=drawn, hit=f"M{x} 0V{HEIGHT}"))
     width = max(1, len(points))
     marks = tuple(Tick(left=round(i / width * 100, 2), text=t) for i, t in ticks)
     return Chart(tuple(slots), top, number(top), marks, future_from)

@@ -82,10 +82,30 @@ class Request:
     path_id: int | None = None
     _raw: Any = None
     _raw_checked: bool = False
+    _labels: list[str] | None = None
+    _short: list[str] | None = None
+    sizes: dict[str, Any] | None = None
 
     @property
     def rng(self) -> Range:
         return self.period.range()
+
+    def labels(self, dates: list[dt.date]) -> list[str]:
+        """The dates as charts name them ("Mon 3 Nov ’26"), made once per request."""
+        if self._labels is None:
+            weekday = "Mon" not in self.fmt.date_layout
+            self._labels = [f"{d:%a} {self.fmt.date(d)}" if weekday else self.fmt.date(d)
+                            for d in dates]
+        return self._labels
+
+    def short_labels(self, dates: list[dt.date]) -> list[str]:
+        """The dates without their year, for the time axis."""
+        if self._short is None:
+            self._short = [self.fmt.date(d, year=False) for d in dates]
+        return self._short
+
+    def hour_labels(self) -> list[str]:
+        return [self.fmt.hours(h) for h in range(24)]
 
     @property
     def filtered(self) -> bool:
@@ -107,30 +127,30 @@ class Request:
 
 # Time slots ------------------------------------------------------------------------
 
-def _weekday(day: dt.date, fmt: Formats) -> str:
-    text = fmt.date(day)
-    return text if "Mon" in fmt.date_layout else f"{day:%a} {text}"
-
-
 def _points(rq: Request, hours: list[list[int]] | None, days: list[int] | None,
             extra: list[list[int]] | None = None, group: str | None = None) -> list[charts.Point]:
     """Chart points from per-date hourly numbers (24 per date) or per-date totals;
     `extra` is a second hourly series (pageviews)."""
-    period, fmt = rq.period, rq.fmt
+    period = rq.period
     dates = rq.rng.local_dates()
-    today = local(int(rq.now), period.tz)
+    now = local(int(rq.now), period.tz)
+    today = now.date()
     group = group or period.group
+    names = rq.labels(dates)
     out = []
-    for i, day in enumerate(dates):
-        if group == "hour" and hours is not None:
+    if group == "hour" and hours is not None:
+        spans = rq.hour_labels()
+        for i, day in enumerate(dates):
+            row, more, name = hours[i], extra[i] if extra is not None else None, names[i]
             for h in range(24):
-                values = (hours[i][h],) + ((extra[i][h],) if extra is not None else ())
-                future = (day, h) > (today.date(), today.hour)
-                out.append(charts.Point(f"{_weekday(day, fmt)} {fmt.hours(h)}", values, future))
-        else:
-            first = sum(hours[i]) if hours is not None else (days or [0] * len(dates))[i]
-            values = (first,) + ((sum(extra[i]),) if extra is not None else ())
-            out.append(charts.Point(_weekday(day, fmt), values, day > today.date()))
+                values = (row[h],) if more is None else (row[h], more[h])
+                out.append(charts.Point(f"{name} {spans[h]}", values,
+                                        day > today or (day == today and h > now.hour)))
+        return out
+    for i, day in enumerate(dates):
+        first = sum(hours[i]) if hours is not None else (days or [0] * len(dates))[i]
+        values = (first,) if extra is None else (first, sum(extra[i]))
+        out.append(charts.Point(names[i], values, day > today))
     return out
 
 
@@ -142,8 +162,7 @@ def _ticks(rq: Request, count: int, group: str) -> list[tuple[int, str]]:
     per = 24 if group == "hour" else 1
     if len(dates) == 1 and group == "hour":
         return [(h, rq.fmt.hour(h)) for h in range(0, 24, 4)]
-    labels = [rq.fmt.date(d, year=False) for d in dates]
-    return [(i * per, text) for i, text in charts.spread_ticks(len(dates), labels)]
+    return [(i * per, text) for i, text in charts.spread_ticks(len(dates), rq.short_labels(dates))]
 
 
 def _hour_grid(rq: Request, rows: list[tuple[int, int]]) -> list[list[int]]:
@@ -179,7 +198,8 @@ class TotalsWidget:
 def _prev_visits(rq: Request, prev: Range) -> int | None:
     site_id, seg = rq.site["id"], rq.segment
     if seg.empty:
-        return sum(n for _, n in totals.hourly(rq.conn, site_id, prev, rq.paths))
+        # The per-month running totals answer a sum over many paths at once.
+        return sum(n for _, n in hitlist.ranked(rq.conn, site_id, prev, rq.paths, [], 10**9))
     if len(seg.dims) == 1:
         return sum(n for _, n in segmented.site_rows(rq.conn, site_id, prev, rq.paths,
                                                      seg.dims[0]))
@@ -194,10 +214,13 @@ def totals_widget(rq: Request, settings: dict[str, Any]) -> TotalsWidget:
     hours = days = views = None
     views_total = views_prev = None
     if seg.empty:
-        hours = _hour_grid(rq, totals.hourly(conn, site_id, rng, rq.paths))
-        views = _hour_grid(rq, totals.hourly_pageviews(conn, site_id, rng, rq.paths))
+        both = totals.hourly_with_pageviews(conn, site_id, rng, rq.paths)
+        hours = _hour_grid(rq, [(h, v) for h, v, _ in both])
+        views = _hour_grid(rq, [(h, pv) for h, _, pv in both])
         views_total = sum(map(sum, views))
-        views_prev = sum(n for _, n in totals.hourly_pageviews(conn, site_id, prev, rq.paths))
+        if rq.paths.everything:
+            views_prev = sum(pv for _, _, pv in totals.hourly_with_pageviews(
+                conn, site_id, prev, rq.paths))
     elif len(seg.dims) == 1:
         dim = seg.dims[0]
         rows = segmented.site_rows(conn, site_id, rng, rq.paths, dim)
@@ -466,6 +489,8 @@ def list_widget(rq: Request, name: str, settings: dict[str, Any], whole_hours: i
             detail = str(settings["key"])
             got = dims.location(q, detail, limit, 0)
             heading = DETAIL_HEADINGS["location"].format(dims.country_name(detail))
+        elif kind == "size" and rq.sizes is not None:
+            got = rq.sizes  # the five classes, already read for the percentages
         else:
             got = dims.LISTS[page](q, limit, 0)
     elif not others and mine is not None:
@@ -569,8 +594,9 @@ def _daily_whole(rq: Request) -> int:
     percentages are of (every visit has a size class, "unknown" included)."""
     seg = rq.segment
     if seg.empty:
-        q = dims.Query(rq.conn, rq.site["id"], rq.rng, rq.paths)
-        return sum(s["count"] for s in dims.size_list(q, 5, 0)["stats"])
+        if rq.sizes is None:
+            rq.sizes = dims.size_list(dims.Query(rq.conn, rq.site["id"], rq.rng, rq.paths), 5, 0)
+        return sum(s["count"] for s in rq.sizes["stats"])
     if len(seg.dims) == 1 and not segmented.hourly(seg.dims[0]):
         return sum(n for _, n in segmented.site_rows(rq.conn, rq.site["id"], rq.rng, rq.paths,
                                                      seg.dims[0]))
