@@ -18,6 +18,16 @@ from goatcounter.stats.segments import TABLES, Dim
 from goatcounter.storage import db
 
 _KEYS = "keys"
+# Up to this many paths, rows are found path by path (the primary key) rather than
+# through the dimension's index, which holds every path's rows of the range.
+FEW_PATHS = 200
+
+
+def _key(column: str, paths: PathSet) -> str:
+    """The condition on the dimension's key; for a few paths written so that SQLite
+    doesn't use the key's index for it (`+column`)."""
+    few = paths.ids is not None and len(paths.ids) <= FEW_PATHS
+    return db.in_list(("+" if few else "") + column, _KEYS)
 
 
 def hourly(dim: Dim) -> bool:
@@ -55,7 +65,7 @@ def ranked(conn: sqlite3.Connection, site_id: int, rng: Range, paths: PathSet, d
     table, key, when = _source(dim, paths, per_path=True)
     cond = "" if paths.everything else " AND " + IN_PATHS
     sql = (f"SELECT path_id, sum(total) AS count FROM {table} WHERE site_id = :site AND "
-           + db.in_list(key, _KEYS) + f" AND {when}{cond} GROUP BY path_id"
+           + _key(key, paths) + f" AND {when}{cond} GROUP BY path_id"
            " HAVING count > 0 ORDER BY count DESC, path_id DESC LIMIT :limit")
     args = _args(site_id, rng, dim, paths)
     args["limit"] = limit
@@ -73,7 +83,7 @@ def path_rows(conn: sqlite3.Connection, site_id: int, rng: Range, dim: Dim,
     table, key, when = _source(dim, only, per_path=True)
     bucket = "(hour - :h0) / 3600" if hourly(dim) else "day"
     sql = (f"SELECT path_id, {bucket}, sum(total) FROM {table} WHERE site_id = :site AND "
-           + IN_PATHS + f" AND {when} AND " + db.in_list(key, _KEYS)
+           + IN_PATHS + f" AND {when} AND " + _key(key, only)
            + f" GROUP BY path_id, {bucket}")
     for path_id, when_, n in conn.execute(sql, _args(site_id, rng, dim, only)):
         out[path_id].append((when_, n))
@@ -90,7 +100,7 @@ def site_rows(conn: sqlite3.Connection, site_id: int, rng: Range, paths: PathSet
     bucket = "(hour - :h0) / 3600" if hourly(dim) else "day"
     cond = "" if paths.everything else " AND " + IN_PATHS
     sql = (f"SELECT {bucket}, sum(total) FROM {table} WHERE site_id = :site AND {when}"
-           + cond + " AND " + db.in_list(key, _KEYS) + f" GROUP BY {bucket}")
+           + cond + " AND " + _key(key, paths) + f" GROUP BY {bucket}")
     return [(r[0], r[1]) for r in conn.execute(sql, _args(site_id, rng, dim, paths))]
 
 
