@@ -358,9 +358,8 @@ def pages_widget(rq: Request, settings: dict[str, Any], total_visits: int) -> Pa
         found = ordered[:limit + 1]
         top = found[:limit]
         ids = [p for p, _ in top]
-        per_path = rawhits.path_hours(conn, site_id, rng, seg, ids)
         for p in ids:
-            grids[p] = (_hour_grid(rq, per_path[p]), None)
+            grids[p] = (_hour_grid(rq, raw.path_hours.get(p, [])), None)
         views.update({p: raw.paths[p][1] for p in ids})
     info = {r["id"]: r for r in conn.execute(
         "SELECT id, path, title, event FROM paths WHERE site_id = :site AND id IN"

@@ -92,6 +92,10 @@ def _statement(source: str) -> str:
         " GROUP BY path_id",
         f"SELECT 'ref', ref_id, count(*), 0 FROM f WHERE first_visit AND {_IN_HOURS}"
         " GROUP BY ref_id",
+        # Each path's visits by hour, for the charts of the listed paths (the hour goes
+        # where the other lists have pageviews).
+        f"SELECT 'ph', path_id, count(*), (created_at - :h0) / {HOUR} AS h FROM f"
+        f" WHERE first_visit AND {_IN_HOURS} GROUP BY path_id, h",
         f"SELECT 'visitors', count(DISTINCT session), sum(session IS NULL), 0 FROM f"
         f" WHERE first_visit AND {_IN_DAYS}",
     ]
@@ -119,6 +123,7 @@ class Counts:
     campaign_sources: dict[int, dict[int, int]]  # campaign id: {ref id: visits}
     visitors: int
     span: Span
+    path_hours: dict[int, list[tuple[int, int]]] = dataclasses.field(default_factory=dict)
 
 
 def count(conn: sqlite3.Connection, site_id: int, rng: Range, paths: PathSet,
@@ -131,9 +136,12 @@ def count(conn: sqlite3.Connection, site_id: int, rng: Range, paths: PathSet,
     lists: dict[str, dict[Any, int]] = {k: {} for k in _LISTS}
     sources: dict[int, dict[int, int]] = defaultdict(dict)
     visitors = 0
+    hours_of: dict[int, list[tuple[int, int]]] = defaultdict(list)
     if not paths.nothing and not rng.empty:
         for kind, key, visits, views in conn.execute(_statement(source), args):
-            if kind == "hour":
+            if kind == "ph":
+                hours_of[key].append((views, visits))
+            elif kind == "hour":
                 hours.append((key, visits, views))
             elif kind == "path":
                 per_path[key] = (visits, views)
@@ -145,23 +153,7 @@ def count(conn: sqlite3.Connection, site_id: int, rng: Range, paths: PathSet,
                 lists["campaign"][campaign] = lists["campaign"].get(campaign, 0) + visits
             else:
                 lists[kind][key] = visits
-    return Counts(hours, per_path, lists, dict(sources), visitors, span)
-
-
-def path_hours(conn: sqlite3.Connection, site_id: int, rng: Range, segment: Segment,
-               ids: list[int]) -> dict[int, list[tuple[int, int]]]:
-    """(hour number in the range, visits) of each of these paths among the matching hits."""
-    out: dict[int, list[tuple[int, int]]] = {i: [] for i in ids}
-    if not ids or rng.empty:
-        return out
-    span = Span.of(rng)
-    source, args = _where(site_id, span, PathSet(tuple(ids)), segment)
-    sql = (f"SELECT path_id, (created_at - :h0) / {HOUR} AS h, sum(first_visit) {source}"
-           f" AND {_IN_HOURS} AND first_visit GROUP BY path_id, h")
-    for path_id, hour, n in conn.execute(sql, args):
-        out[path_id].append((hour, n))
-    return out
-
+    return Counts(hours, per_path, lists, dict(sources), visitors, span, dict(hours_of))
 
 
 # Lists in the API's shapes (as dims.LISTS and refs.top_refs return them) -----------
