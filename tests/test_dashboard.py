@@ -217,6 +217,11 @@ def test_bad_input_is_a_clear_page(app, site, query_text, status, says):
     assert 'href="/"' in page  # a way out
 
 
+def test_upstreams_own_parameters_are_ignored(app, site):
+    page = dashboard(signed_in(app, site), HOST, f"{MONTH}&hl-period=week&showrefs=3&hideui=1")
+    assert figures(sections(page)["totals"])["Visits"]
+
+
 def test_a_host_without_a_site_is_a_400(app, site):
     make_site(app, cname="other.example.com", email="other@example.com")
     resp = signed_in(app, site).get("/", headers={"Host": "nobody.example.com"})

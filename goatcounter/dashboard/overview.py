@@ -25,6 +25,10 @@ from goatcounter.storage import db
 PARAMS = ("period-start", "period-end", "group", "filter", "path", *segments.KINDS,
           "pages", "more")
 MAX_PAGES = 500
+# Upstream's parameters that mean nothing here (its own script's, or the highlight of a
+# preset): a bookmark carrying them still opens.
+IGNORED = frozenset({"hl-period", "showrefs", "reload", "connectID", "no-websocket",
+                     "hideui", "period"})
 
 
 @dataclasses.dataclass
@@ -39,7 +43,7 @@ def _args() -> dict[str, str]:
     """The page's parameters (the last value of each); a preset becomes its dates."""
     out = {k: v for k, v in request.args.items(multi=False) if k in PARAMS}
     for key in request.args:
-        if key not in PARAMS and key != "period":
+        if key not in PARAMS and key not in IGNORED:
             raise BadRequest(f"unknown parameter {go_quote(key)}")
     return out
 
