@@ -8,6 +8,9 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
+from goatcounter.accounts import passwords, users
+from goatcounter.storage import db
+
 _ROW = re.compile(r'<li class="hrow[^"]*">(.*?)</li>', re.S)
 _NAME = re.compile(r'class="name"[^>]*>(.*?)</(?:a|span)>', re.S)
 _COUNT = re.compile(r'<span class="col-count">(.*?)</span>', re.S)
@@ -58,6 +61,25 @@ def dashboard(client: FlaskClient, host: str, query: str = "", status: int = 200
     return resp.get_data(as_text=True)
 
 
-def signed_in(app: Flask, site: dict[str, Any]) -> FlaskClient:
-    """A client signed in as the site's admin."""
-    return app.test_client()
+PASSWORD = "a dashboard password"
+_HASHES: dict[str, str] = {}
+
+
+def signed_in(app: Flask, site: Any, email: str = "admin@example.com") -> FlaskClient:
+    """A client signed in (through the form) as a user with `email` of the site's account;
+    `site` is the site, or (api, site) as dashboard_data.setup returns them."""
+    site = site[1] if isinstance(site, tuple) else site
+    host = site["cname"]
+    # scrypt is slow on purpose: one hash per test run is enough.
+    hashed = _HASHES.setdefault(PASSWORD, passwords.hash_password(PASSWORD))
+    with app.app_context():
+        conn = db.get_db()
+        user_id = conn.execute("SELECT id FROM users WHERE email = ?", (email,)).fetchone()[0]
+        db.write(lambda c: users.set_password(c, user_id, hashed))
+    client = app.test_client()
+    form = client.get("/user/new", headers={"Host": host}).get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+    resp = client.post("/user/requestlogin", headers={"Host": host},
+                       data={"csrf": csrf, "email": email, "password": PASSWORD})
+    assert resp.status_code == 303, resp.get_data(as_text=True)[:500]
+    return client

@@ -323,3 +323,22 @@ def test_dimension_queries_read_no_table_whole(app, site):
             if words[0] == "SCAN" and words[1] in growing:
                 scans.append((row[3], sql[:200]))
     assert scans == []
+
+
+# Who may see it ---------------------------------------------------------------------
+
+def test_signed_out_the_dashboard_sends_to_the_sign_in_form(app, site):
+    resp = app.test_client().get(f"/?{MONTH}&browser=Chrome", headers={"Host": HOST})
+    assert resp.status_code == 303 and resp.headers["Location"].endswith("/user/new")
+
+
+def test_a_user_of_another_site_gets_403_and_no_numbers(app):
+    # Cookies don't tell ports apart: two sites on one host name share the session.
+    dashboard_data.setup(app, cname="127.0.0.1:5001")
+    make_site(app, cname="127.0.0.1:5002", email="other@example.com")
+    client = signed_in(app, {"cname": "127.0.0.1:5002"}, email="other@example.com")
+    resp = client.get(f"/?{MONTH}", headers={"Host": "127.0.0.1:5001"})
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 403, page[:500]
+    assert 'class="widget' not in page and "Traceback" not in page
+    assert "another site" in page

@@ -13,7 +13,7 @@ import requests
 
 from goatcounter import create_app
 from tests import dashboard_data
-from tests.browser import DESKTOP, PHONE, LiveServer, new_context, start_server
+from tests.browser import DESKTOP, PHONE, LiveServer, new_context, sign_in, start_server
 from tests.conftest import NO_LIMITS, query
 
 pytestmark = pytest.mark.browser
@@ -50,7 +50,8 @@ def new_page(browser, width: int = DESKTOP["width"], scheme: str = "light"):
 
 
 def open_dashboard(page, server: LiveServer) -> None:
-    """Open the dashboard as the site's admin."""
+    """Sign in as the site's admin and open the dashboard of the test's period."""
+    sign_in(page, server)
     page.goto(f"{server.url}/?{PERIOD}")
 
 
@@ -119,6 +120,12 @@ def test_a_site_owner_reads_the_dashboard(server, browser, screenshot):
     expect(page.locator("[data-tooltip]")).to_be_visible()
     page.keyboard.press("ArrowRight")
     assert page.evaluate("document.activeElement.getAttribute('tabindex')") == "0"
+
+    # Sign out: the dashboard is gone until the next sign-in.
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r"/user/new$|/$"))
+    page.goto(f"{server.url}/?{PERIOD}")
+    expect(page).to_have_url(re.compile(r"/user/new$"))
     assert page.errors == []  # type: ignore[attr-defined]
 
 
