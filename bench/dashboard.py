@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -25,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.stats import DAY, HOST, build, percentile
 from goatcounter import clock, create_app
+from goatcounter.accounts import passwords, users
 from goatcounter.storage import db
 
 PASSWORD = "bench-password-1"
@@ -32,9 +34,12 @@ FLOOR = {"unfiltered": (150, 50), "filtered": (300, 100)}
 
 
 def sign_in(client, email: str) -> None:
-    """Sign the client in as the bench user (a no-op where the page needs no sign-in)."""
-    client.post("/user/requestlogin", data={"email": email, "password": PASSWORD},
-                headers={"Host": HOST})
+    """Sign the client in as the bench user, through the form."""
+    form = client.get("/user/new", headers={"Host": HOST}).get_data(as_text=True)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+    resp = client.post("/user/requestlogin", headers={"Host": HOST},
+                       data={"csrf": csrf, "email": email, "password": PASSWORD})
+    assert resp.status_code == 303, resp.get_data(as_text=True)[:500]
 
 
 def timed(client, url: str, headers: dict[str, str], runs: int) -> tuple[list[float], int]:
@@ -75,12 +80,12 @@ def main() -> None:
     app = create_app({"INSTANCE": os.path.dirname(path), "DB": path, "SECRET_KEY": "bench",
                       "RATELIMIT": "api:none,api-count:none,export:none,count:none"})
     with app.app_context():
-        from werkzeug.security import generate_password_hash
         conn = db.get_db()
         token, last_day = conn.execute("SELECT token, last_day FROM bench").fetchone()
         email = conn.execute("SELECT email FROM users ORDER BY id LIMIT 1").fetchone()[0]
-        db.write(lambda c: c.execute("UPDATE users SET password = ?",
-                                     (generate_password_hash(PASSWORD),)), conn)
+        user_id = conn.execute("SELECT id FROM users WHERE email = ?", (email,)).fetchone()[0]
+        hashed = passwords.hash_password(PASSWORD)
+        db.write(lambda c: users.set_password(c, user_id, hashed), conn)
         raw = conn.execute("SELECT count(*) FROM hits").fetchone()[0]
         cap = app.config["DASHBOARD_RAW_HITS"]
     clock.freeze(last_day + 12 * 3600)
