@@ -40,7 +40,7 @@ class Chip:
 
 
 def _args() -> dict[str, str]:
-    """The page's parameters (the last value of each); a preset becomes its dates."""
+    """The page's parameters (the first value of each), refusing unknown ones."""
     out = {k: v for k, v in request.args.items(multi=False) if k in PARAMS}
     for key in request.args:
         if key not in PARAMS and key not in IGNORED:
