@@ -56,15 +56,18 @@ def zipf_weights(n: int, s: float = 1.0) -> list[float]:
     return list(itertools.accumulate(1 / (i + 1) ** s for i in range(n)))
 
 
-def build(path: str, hits: int, paths: int, days: int, seed: int = 1) -> None:
-    """Fill a new database with `hits` pageviews counted into the aggregates."""
+def build(path: str, hits: int, paths: int, days: int, seed: int = 1,
+          keep_hits: bool = False) -> None:
+    """Fill a new database with `hits` pageviews counted into the aggregates; with
+    `keep_hits` the hit rows are stored too (as a site that keeps them has them), and
+    the site collects languages."""
     rnd = random.Random(seed)
     app = create_app({"INSTANCE": os.path.dirname(path), "DB": path, "SECRET_KEY": "bench"})
     with app.app_context():
         conn = db.get_db()
 
         def setup(c):
-            site = sites.create(c, cname=HOST)
+            site = sites.create(c, cname=HOST, settings={"collect": 510} if keep_hits else None)
             user = users.create(c, site_id=site["id"], email="bench@example.com")
             c.executemany(
                 "INSERT INTO paths (id, site_id, path, title, event) VALUES (?, ?, ?, ?, ?)",
@@ -135,6 +138,14 @@ def build(path: str, hits: int, paths: int, days: int, seed: int = 1) -> None:
                     seen.add(p)
                     batch.append(h)
             db.write(lambda c, batch=batch: aggregates.add(c, site["id"], batch), conn)
+            if keep_hits:
+                db.write(lambda c, batch=batch: c.executemany(
+                    "INSERT INTO hits (site_id, path_id, ref_id, browser_id, system_id,"
+                    " campaign_id, session, first_visit, width, location, language, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(site["id"], h.path_id, h.ref_id, h.browser_id, h.system_id, h.campaign_id,
+                      h.session, int(h.first_visit), h.width, h.location, h.language,
+                      h.created_at) for h in batch]), conn)
             if d % 10 == 9:
                 print(f"  built {d + 1}/{days} days ({time.perf_counter() - start:.0f} s)",
                       file=sys.stderr)

@@ -39,6 +39,10 @@ DEFAULTS: dict[str, Any] = {
     # Count pending /count pageviews from a background thread of each worker when
     # traffic stops (else they wait for the next request or stats read).
     "COUNT_IN_BACKGROUND": True,
+    # The dashboard answers filters that no aggregate can (two of browser, system, size,
+    # location, language, campaign and referrer at once; visitors under a filter) from
+    # the raw hits, when the range holds at most this many pageviews.
+    "DASHBOARD_RAW_HITS": 100_000,
 }
 
 

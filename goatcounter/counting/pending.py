@@ -333,11 +333,17 @@ def _still_failing(conn: sqlite3.Connection, row_id: int, error: BaseException) 
 _READS = ("/api/v0/stats", "/api/v0/paths", "/api/v0/export")
 
 
+def catch_up(conn: sqlite3.Connection | None = None) -> None:
+    """Count every pending pageview before a read that must show them all (the API's
+    reads here, the dashboard from its view)."""
+    conn = conn or db.get_db()
+    if backlog(conn):
+        drain(conn)
+
+
 def _before_read() -> None:
     if request.path.startswith(_READS):
-        conn = db.get_db()
-        if backlog(conn):
-            drain(conn)
+        catch_up()
 
 
 def init_app(app: Flask) -> None:

@@ -29,7 +29,12 @@ class PathSet:
         return self.ids is not None and not self.ids
 
     def json(self) -> str:
-        return db.list_param(self.ids or ())
+        # Kept once made: a request may pass a set of thousands of paths to many queries.
+        cached = self.__dict__.get("_json")
+        if cached is None:
+            cached = db.list_param(self.ids or ())
+            object.__setattr__(self, "_json", cached)
+        return cached
 
     def intersect(self, other: PathSet) -> PathSet:
         if self.ids is None:

@@ -100,7 +100,7 @@ def ranked(conn: sqlite3.Connection, site_id: int, rng: Range, paths: PathSet,
     return [(r[0], r[1]) for r in conn.execute(sql, args)]
 
 
-def _hourly(conn: sqlite3.Connection, site_id: int, rng: Range,
+def path_hours(conn: sqlite3.Connection, site_id: int, rng: Range,
             ids: list[int]) -> dict[int, Iterable[tuple[int, int]]]:
     """(hour number in the range, visits) of each path. Each path's hours come back as
     one text, which costs far less than a row per hour."""
@@ -151,6 +151,21 @@ def _daily(conn: sqlite3.Connection, site_id: int, d0: int, d1: int,
     return out
 
 
+def pageviews(conn: sqlite3.Connection, site_id: int, rng: Range,
+              ids: list[int]) -> dict[int, int]:
+    """The pageviews of each of these paths in the range's hours."""
+    out = dict.fromkeys(ids, 0)
+    if not ids or rng.empty:
+        return out
+    rows = conn.execute(
+        "SELECT path_id, sum(pageviews) FROM hit_counts WHERE site_id = :site AND " + IN_PATHS
+        + " AND hour >= :h0 AND hour <= :h1 GROUP BY path_id",
+        {"site": site_id, "paths": PathSet(tuple(ids)).json(), "h0": rng.first_hour,
+         "h1": rng.last_hour})
+    out.update((r[0], r[1]) for r in rows)
+    return out
+
+
 def hits(conn: sqlite3.Connection, site_id: int, rng: Range, paths: PathSet,
          exclude: list[int], limit: int, group: str, after: int | None = None) -> dict[str, Any]:
     """The reply of GET /api/v0/stats/hits. `group` picks what `max` is the highest of:
@@ -185,7 +200,7 @@ def hits(conn: sqlite3.Connection, site_id: int, rng: Range, paths: PathSet,
         {"site": site_id, "ids": PathSet(tuple(ids)).json()})}
     out = []
     if hourly_numbers:
-        hourly = _hourly(conn, site_id, rng, ids)
+        hourly = path_hours(conn, site_id, rng, ids)
         slots = Slots(rng)
         numbers = []
         for path_id in ids:

@@ -43,6 +43,27 @@ def hourly(conn: sqlite3.Connection, site_id: int, rng: Range, paths: PathSet,
     return [(r[0], r[1]) for r in conn.execute(sql, args)]
 
 
+_BOTH = {
+    True: "SELECT (hour - :h0) / 3600, total, pageviews FROM site_counts WHERE site_id = :site"
+          " AND hour >= :h0 AND hour <= :h1 AND pageviews > 0",
+    False: "SELECT (hour - :h0) / 3600, sum(total), sum(pageviews) FROM hit_counts"
+           " WHERE site_id = :site AND " + IN_PATHS + " AND hour >= :h0 AND hour <= :h1"
+           " GROUP BY hour HAVING sum(pageviews) > 0",
+}
+
+
+def hourly_with_pageviews(conn: sqlite3.Connection, site_id: int, rng: Range,
+                          paths: PathSet) -> list[tuple[int, int, int]]:
+    """(hour number in the range, visits, pageviews) for every hour with pageviews: the
+    visits are those of `hourly`, read from the same rows."""
+    if rng.empty or paths.nothing:
+        return []
+    args: dict[str, Any] = {"site": site_id, "h0": rng.first_hour, "h1": rng.last_hour}
+    if not paths.everything:
+        args["paths"] = paths.json()
+    return [(r[0], r[1], r[2]) for r in conn.execute(_BOTH[paths.everything], args)]
+
+
 def visitors(conn: sqlite3.Connection, site_id: int, rng: Range) -> int:
     """Unique visitors over the UTC days of the range (the days the daily tables use):
     each session once, however many days it spans, and each visit without a session."""

@@ -27,3 +27,132 @@
         });
     });
 })();
+
+// The dashboard works without this script (every view is a link or a GET form); with
+// it, views change without a full reload, and chart bars show their numbers on hover
+// and keyboard focus.
+(function () {
+  'use strict';
+
+  function root() { return document.querySelector('[data-dash-root]'); }
+
+  // Chart tooltips and arrow keys -----------------------------------------------------
+  function tooltip() { return document.querySelector('[data-tooltip]'); }
+
+  function show(slot) {
+    var tip = tooltip(), title = slot.querySelector('title');
+    if (!tip || !title) return;
+    tip.textContent = title.textContent;
+    tip.hidden = false;
+    var box = slot.getBoundingClientRect(), w = tip.offsetWidth;
+    var left = Math.min(Math.max(4, box.left + box.width / 2 - w / 2), window.innerWidth - w - 4);
+    tip.style.left = left + 'px';
+    tip.style.top = Math.max(4, box.top - tip.offsetHeight - 6) + 'px';
+  }
+
+  function hide() { var tip = tooltip(); if (tip) tip.hidden = true; }
+
+  function slotOf(el) { return el && el.closest ? el.closest('.slot') : null; }
+
+  document.addEventListener('mouseover', function (e) { var s = slotOf(e.target); if (s) show(s); });
+  document.addEventListener('mouseout', function (e) { if (slotOf(e.target)) hide(); });
+  document.addEventListener('focusin', function (e) { var s = slotOf(e.target); if (s) show(s); else hide(); });
+
+  // One tab stop per chart; the arrow keys move between its bars.
+  document.addEventListener('keydown', function (e) {
+    var slot = slotOf(e.target);
+    if (!slot) return;
+    var slots = Array.prototype.slice.call(slot.parentNode.querySelectorAll('.slot'));
+    var i = slots.indexOf(slot), next = i;
+    if (e.key === 'ArrowRight') next = Math.min(slots.length - 1, i + 1);
+    else if (e.key === 'ArrowLeft') next = Math.max(0, i - 1);
+    else if (e.key === 'Home') next = 0;
+    else if (e.key === 'End') next = slots.length - 1;
+    else return;
+    e.preventDefault();
+    slot.setAttribute('tabindex', '-1');
+    slots[next].setAttribute('tabindex', '0');
+    slots[next].focus();
+  });
+
+  // Views without a full reload ------------------------------------------------------
+  var pending = null;
+
+  function load(url, push) {
+    var here = root();
+    if (!here) { window.location = url; return; }
+    if (pending) pending.abort();
+    pending = new AbortController();
+    here.classList.add('is-loading');
+    fetch(url, {credentials: 'same-origin', signal: pending.signal, headers: {'Accept': 'text/html'}})
+      .then(function (resp) {
+        if (resp.redirected || !(resp.headers.get('Content-Type') || '').startsWith('text/html')) {
+          window.location = url;
+          return null;
+        }
+        return resp.text();
+      })
+      .then(function (text) {
+        if (text === null) return;
+        var doc = new DOMParser().parseFromString(text, 'text/html');
+        var fresh = doc.querySelector('[data-dash-root]');
+        if (!fresh) { window.location = url; return; }
+        var focused = document.activeElement && document.activeElement.name;
+        here.replaceWith(fresh);
+        document.title = doc.title;
+        if (push) history.pushState({dash: true}, '', url);
+        if (focused) {
+          var again = fresh.querySelector('[name="' + focused + '"]');
+          if (again) {
+            again.focus();
+            if (again.type === 'search') again.setSelectionRange(again.value.length, again.value.length);
+          }
+        }
+      })
+      .catch(function (err) { if (err.name !== 'AbortError') window.location = url; });
+  }
+
+  document.addEventListener('click', function (e) {
+    var a = e.target.closest && e.target.closest('a[data-dash]');
+    if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+    e.preventDefault();
+    load(a.href, true);
+  });
+
+  function formURL(form) {
+    var params = new URLSearchParams();
+    new FormData(form).forEach(function (value, key) { if (value !== '' || key !== 'filter') params.append(key, value); });
+    return form.action.split('?')[0] + '?' + params.toString();
+  }
+
+  document.addEventListener('submit', function (e) {
+    var form = e.target.closest('[data-dash-form]');
+    if (!form) return;
+    var start = form.elements['period-start'], end = form.elements['period-end'];
+    if (start && end && start.value && end.value && start.value > end.value) {
+      e.preventDefault();
+      end.setCustomValidity('The end date is before the start date');
+      end.reportValidity();
+      return;
+    }
+    e.preventDefault();
+    load(formURL(form), true);
+  });
+
+  var typing = null;
+  document.addEventListener('input', function (e) {
+    var form = e.target.closest && e.target.closest('[data-dash-form]');
+    if (!form) return;
+    if (e.target.setCustomValidity) e.target.setCustomValidity('');
+    if (e.target.name !== 'filter') return;
+    clearTimeout(typing);
+    typing = setTimeout(function () { load(formURL(form), true); }, 400);
+  });
+
+  document.addEventListener('change', function (e) {
+    var form = e.target.closest && e.target.closest('[data-dash-form]');
+    if (form && e.target.type === 'date' && form.checkValidity()) form.requestSubmit();
+  });
+
+  window.addEventListener('popstate', function () { load(window.location.href, false); });
+})();
