@@ -37,7 +37,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from goatcounter.api import sites as sites_views
     from goatcounter.api import stats as stats_views
     from goatcounter.counting import pending
-    from goatcounter.dashboard import home, layout, signin
+    from goatcounter.dashboard import home, layout, sharing, signin
     from goatcounter.public import counter, countjs, pixel
     from goatcounter.storage import db
     from goatcounter.web import csrf, error_replies, pages, proxies, ratelimit, session_cookie
@@ -64,6 +64,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     layout.init_app(app)
     app.register_blueprint(signin.bp)
     app.register_blueprint(home.bp)
+    app.register_blueprint(sharing.bp)
 
     pixel.init_app(app)
     networks = proxies.parse(app.config["TRUSTED_PROXIES"])

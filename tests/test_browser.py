@@ -10,6 +10,7 @@ The browser, its pages and the server come from the harness in tests/browser.py.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import sqlite3
 import threading
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.browser import USER_AGENT, LiveServer, console, follow_link
+from tests.browser import USER_AGENT, LiveServer, console, console_errors, follow_link
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -102,6 +103,8 @@ class PageServer:
                 if site.stub and path == "/count.js":
                     return self.reply(200, SCRIPT.read_bytes(), "application/javascript")
                 page = PAGES / path.lstrip("/")
+                if page.suffix == ".js" and page.parent == PAGES and page.is_file():
+                    return self.reply(200, page.read_bytes(), "application/javascript")
                 if page.suffix != ".html" or page.parent != PAGES or not page.is_file():
                     return self.reply(404, b"not found", "text/plain")
                 html = page.read_text().replace("{{HOST}}", site.count_host)
@@ -344,3 +347,33 @@ def test_click_is_stored_as_event(page: Page, site: PageServer, counter: Counter
         {"path": "signup-button", "title": "Sign up", "event": 1,
          "ref": "", "ref_scheme": "o", "width": width},
     ], console(page)
+
+
+def test_visitor_counter_in_a_page(page: Page, site: PageServer, live_server: LiveServer) -> None:
+    """goatcounter.visit_count() shows the counter of a path as HTML, SVG and PNG."""
+    api = {"Authorization": f"Bearer {live_server.token}", "Content-Type": "application/json"}
+    hits = [{"path": "/counted", "session": f"visitor-{i}"} for i in range(3)]
+    hits.append({"path": "/other", "session": "visitor-9"})
+    for method, path, body in [
+            ("POST", "/api/v0/count", {"hits": hits}),
+            ("PATCH", f"/api/v0/sites/{live_server.site['id']}",
+             {"settings": {"allow_counter": True}})]:
+        resp = page.request.fetch(live_server.url + path, method=method, headers=api,
+                                  data=json.dumps(body))
+        assert resp.status < 300, resp.text()
+    page.goto(site.url + "/counter.html")
+    frame = page.frame_locator("#as-html iframe")
+    assert frame.locator("#gcvc-views").inner_text() == "3"
+    assert frame.locator("#gcvc-for").inner_text() == "Views for this page:"
+    total = page.frame_locator("#as-total iframe")
+    assert total.locator("#gcvc-views").inner_text() == "4"
+    for box, size in (("#as-svg img", (200, 80)), ("#as-png img", (200, 60))):
+        page.wait_for_function(
+            f"document.querySelector({json.dumps(box)})?.complete"
+            f" && document.querySelector({json.dumps(box)}).naturalWidth > 0")
+        got = page.evaluate(f"[document.querySelector({json.dumps(box)}).naturalWidth,"
+                            f" document.querySelector({json.dumps(box)}).naturalHeight]")
+        assert tuple(got) == size, box
+    src = page.get_attribute("#as-svg img", "src")
+    assert src == f"http://{live_server.host}/counter/%2Fcounted.svg?"
+    assert console_errors(page, expected=(site.url + "/favicon.ico",)) == []

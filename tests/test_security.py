@@ -73,6 +73,9 @@ REQUIRED: dict[tuple[str, str], int | str | None] = {
     ("signin.request_login", "POST"): PAGE,
     ("signin.logout", "POST"): PAGE,
     ("dashboard.home", "GET"): PAGE,
+    ("sharing.share_page", "GET"): PAGE,
+    ("sharing.create_link", "POST"): PAGE,
+    ("sharing.revoke_link", "POST"): PAGE,
 }
 API_ROUTES = [k for k, v in REQUIRED.items() if v not in (PUBLIC, PAGE)]
 # Methods every route answers without a token by design: CORS preflights, and HEAD,
@@ -129,7 +132,7 @@ def url_args(rule: Any, world: dict[str, Any]) -> dict[str, Any]:
     values = {"export_id": world["export_id"], "site_id": world["site"]["id"],
               "filename": "style.css",
               "path_id": world["path_id"], "page": "browsers", "ident": "Firefox",
-              "rest": "//page.json"}
+              "rest": "//page.json", "link_id": 1}
     missing = set(rule.arguments) - values.keys()
     assert not missing, f"add a value for {missing} of {rule.rule} to url_args"
     return {name: values[name] for name in rule.arguments}

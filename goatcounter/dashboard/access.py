@@ -1,14 +1,18 @@
 """Who is looking at a page: the site chosen by the Host header and the signed-in user,
-and `login_required` for the views that need one."""
+`login_required` for the views that need one, and `viewer_required` for the dashboard,
+which a site may also show to anyone (public), or to whoever has its secret or a share
+link (secret)."""
 from __future__ import annotations
 
 import functools
+import hmac
+import urllib.parse
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import Any, NamedTuple, TypeVar, overload
 
-from flask import current_app, g, redirect, session, url_for
+from flask import current_app, g, redirect, request, session, url_for
 
-from goatcounter.accounts import logins, sites, tokens, users
+from goatcounter.accounts import logins, share_links, sites, tokens, users
 from goatcounter.errors import APIError, Forbidden
 from goatcounter.storage import db
 
@@ -118,3 +122,92 @@ def login_required(view: F | None = None, *, access: str = "r") -> Any:
         return wrapped  # type: ignore[return-value]
 
     return decorate(view) if view is not None else decorate
+
+
+# The dashboard without an account --------------------------------------------------------
+
+# Upstream's names: `?access-token=` opens a secret dashboard and is kept in this cookie,
+# so that the secret leaves the address bar (and the links people copy) at once.
+ACCESS_PARAM = "access-token"
+ACCESS_COOKIE = "access-token"
+
+
+class Viewer(NamedTuple):
+    """Who sees the dashboard: a signed-in `user`, anyone (`public`), the holder of the
+    site's `secret`, or of a share `link`."""
+
+    kind: str
+    user: dict[str, Any] | None = None
+    link: dict[str, Any] | None = None
+
+
+def _by_secret(site: dict[str, Any], secret: str) -> Viewer | None:
+    settings = site["settings"]
+    own = settings.get("secret") or ""
+    if settings.get("public") == "secret" and own and hmac.compare_digest(
+            own.encode("utf-8", "replace"), secret.encode("utf-8", "replace")):
+        return Viewer("secret")
+    link = share_links.find_live(db.get_db(), site["id"], secret)
+    if link is None:
+        return None
+    if share_links.needs_touch(link):
+        db.write(lambda conn: share_links.touch(conn, link["id"]))
+    return Viewer("link", link=link)
+
+
+def viewer() -> Viewer | None:
+    """Who may see the Host site's dashboard on this request, or None."""
+    if "viewer" not in g:
+        site = current_site()
+        user = signed_in_user()
+        found = None
+        if user is not None and belongs(user, site):
+            found = Viewer("user", user=user)
+        elif site["settings"].get("public") == "public":
+            found = Viewer("public")
+        elif request.cookies.get(ACCESS_COOKIE):
+            found = _by_secret(site, request.cookies[ACCESS_COOKIE])
+        g.viewer = found
+    return g.viewer
+
+
+def is_read_only_view() -> bool:
+    """Whether the page is shown to somebody without an account (nothing but the
+    numbers: no settings, no live log, no exports)."""
+    seen = viewer()
+    return seen is None or seen.kind != "user"
+
+
+def view_settings() -> dict[str, Any]:
+    """The UserSettings the dashboard is drawn with: the user's own, or for a viewer
+    without an account the site's defaults for new users, as upstream."""
+    seen = viewer()
+    if seen is not None and seen.user is not None:
+        return seen.user["settings"]
+    return current_site()["user_defaults"]
+
+
+def _keep_secret() -> Any:
+    """`?access-token=...`: keep the secret in a cookie and send the browser to the same
+    page without it in the address."""
+    secret = request.args.get(ACCESS_PARAM, "")
+    rest = [(k, v) for k, v in request.args.items(multi=True) if k != ACCESS_PARAM]
+    response = redirect(request.path + ("?" + urllib.parse.urlencode(rest) if rest else ""),
+                        303)
+    response.set_cookie(ACCESS_COOKIE, secret, httponly=True, samesite="Lax",
+                        secure=request.is_secure, path="/")
+    return response
+
+
+def viewer_required(fn: F) -> F:
+    """The dashboard's views: a signed-in user of the site (as `login_required`), or
+    anyone the site's `public` setting lets in (read-only); else the sign-in form."""
+    @functools.wraps(fn)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if ACCESS_PARAM in request.args:
+            return _keep_secret()
+        seen = viewer()
+        if seen is None or seen.kind == "user":
+            return _check("r") or fn(*args, **kwargs)
+        return fn(*args, **kwargs)
+    return wrapped  # type: ignore[return-value]
