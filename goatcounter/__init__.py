@@ -38,6 +38,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from goatcounter.api import stats as stats_views
     from goatcounter.counting import pending
     from goatcounter.dashboard import home, layout, sharing, signin
+    from goatcounter.dashboard import settings as settings_pages
     from goatcounter.public import counter, countjs, pixel
     from goatcounter.storage import db
     from goatcounter.web import csrf, error_replies, pages, proxies, ratelimit, session_cookie
@@ -65,6 +66,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(signin.bp)
     app.register_blueprint(home.bp)
     app.register_blueprint(sharing.bp)
+    settings_pages.init_app(app)
 
     pixel.init_app(app)
     networks = proxies.parse(app.config["TRUSTED_PROXIES"])

@@ -309,13 +309,16 @@ def create_child(conn: sqlite3.Connection, current: dict[str, Any],
 
 
 def update(conn: sqlite3.Connection, current: dict[str, Any], site_id: int,
-           changes: dict[str, Any], *, replace: bool) -> dict[str, Any]:
+           changes: dict[str, Any], *, replace: bool,
+           or_collect: bool | None = None) -> dict[str, Any]:
     """Update settings, cname and link_domain of a site the current site can see (inside
     the caller's write transaction) and return it.
 
     `replace` (POST) resets what was not sent: cname to null, link_domain to empty,
     settings to the defaults. Otherwise (PATCH) only what was sent changes, settings
-    field by field. An empty cname is stored as null."""
+    field by field. An empty cname is stored as null. `or_collect` (by default: when not
+    `replace`) adds the sent collect bits to the current ones; the settings page sends
+    every bit and sets them as sent."""
     # Read again inside the write transaction, so that concurrent PATCHes don't undo
     # each other's fields.
     site = visible(conn, current, site_id)
@@ -325,7 +328,9 @@ def update(conn: sqlite3.Connection, current: dict[str, Any], site_id: int,
         base, cname, link_domain = settings_schema.default_site_settings(), None, ""
     else:
         base, cname, link_domain = site["settings"], site["cname"], site["link_domain"]
-    settings = merge_settings(base, changes.get("settings", {}), or_collect=not replace)
+    if or_collect is None:
+        or_collect = not replace
+    settings = merge_settings(base, changes.get("settings", {}), or_collect=or_collect)
     cname = normal_cname(changes["cname"]) if changes.get("cname") else \
         (cname if "cname" not in changes else None)
     link_domain = changes.get("link_domain", link_domain).rstrip("/")
@@ -350,3 +355,83 @@ def update(conn: sqlite3.Connection, current: dict[str, Any], site_id: int,
     updated = get(conn, site_id)
     assert updated is not None
     return updated
+
+
+# Managing the sites of an account (the settings pages) --------------------------------
+
+def account_sites(conn: sqlite3.Connection, site: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every active site of the site's account: the parent first, then its children."""
+    account = account_id(site)
+    rows = conn.execute(
+        f"SELECT {SITE_COLUMNS} FROM sites WHERE (id = :a OR parent = :a) AND state = 'a'"
+        " ORDER BY parent IS NOT NULL, coalesce(cname, code)", {"a": account}).fetchall()
+    return [decode(r) for r in rows]
+
+
+def of_account(conn: sqlite3.Connection, site: dict[str, Any],
+               site_id: int) -> dict[str, Any] | None:
+    """An active site of the same account as `site`, or None."""
+    return next((s for s in account_sites(conn, site) if s["id"] == site_id), None)
+
+
+def add_child(conn: sqlite3.Connection, current: dict[str, Any],
+              cname: str) -> tuple[dict[str, Any], bool]:
+    """Add a site to the current site's account (inside the caller's write transaction),
+    with the current site's settings, as upstream. A site of the account removed before
+    under the same domain comes back with its data. Returns (site, restored)."""
+    row = conn.execute(
+        f"SELECT {SITE_COLUMNS} FROM sites WHERE cname = {db.nocase(':cname')}"
+        " AND state = 'd' AND (id = :a OR parent = :a)",
+        {"cname": cname.strip(), "a": account_id(current)}).fetchone()
+    if row is not None:
+        conn.execute("UPDATE sites SET state = 'a', updated_at = :now WHERE id = :id",
+                     {"now": clock.now_text(), "id": row["id"]})
+        restored = get(conn, row["id"])
+        assert restored is not None
+        return restored, True
+    fields = {"cname": cname.strip(), "link_domain": "",
+              "settings": {k: v for k, v in current["settings"].items()
+                           if k in settings_schema.SETTINGS_FIELDS},
+              "user_defaults": current["user_defaults"]}
+    for key in settings_schema.LIST_SETTINGS:
+        if isinstance(fields["settings"].get(key), str):
+            fields["settings"][key] = settings_schema.j_string_list(fields["settings"][key], key)
+    return create_child(conn, current, fields), False
+
+
+def remove(conn: sqlite3.Connection, site: dict[str, Any]) -> None:
+    """Mark a child site removed (inside the caller's write transaction): it stops
+    counting and is gone from every list; adding its domain again brings it back. An
+    account's first site can't go: its users and tokens belong to it."""
+    if site["parent"] is None:
+        raise BadRequest("the account's first site can't be removed; remove its other "
+                         "sites, or the whole instance")
+    conn.execute("UPDATE sites SET state = 'd', updated_at = :now WHERE id = :id",
+                 {"now": clock.now_text(), "id": site["id"]})
+
+
+def copy_settings(conn: sqlite3.Connection, source: dict[str, Any],
+                  targets: list[dict[str, Any]]) -> None:
+    """Give other sites of the account the source's settings (all of them, retention and
+    collection included, as upstream), not its domain."""
+    now = clock.now_text()
+    conn.executemany(
+        "UPDATE sites SET settings = ?, user_defaults = ?, updated_at = ? WHERE id = ?",
+        [(json.dumps(source["settings"]), json.dumps(source["user_defaults"]), now, t["id"])
+         for t in targets if t["id"] != source["id"]])
+
+
+def set_user_defaults(conn: sqlite3.Connection, site: dict[str, Any],
+                      changes: dict[str, Any]) -> dict[str, Any]:
+    """Apply decoded UserSettings fields to the site's user_defaults (for new users and
+    the public view), checked as the Sites API checks them (inside the caller's write
+    transaction)."""
+    row = get(conn, site["id"])
+    assert row is not None
+    defaults = build_user_defaults({**row["user_defaults"], **changes})
+    errors = FieldErrors()
+    errors.sub("user_defaults", user_defaults_errors(defaults))
+    errors.check()
+    conn.execute("UPDATE sites SET user_defaults = :ud, updated_at = :now WHERE id = :id",
+                 {"ud": json.dumps(defaults), "now": clock.now_text(), "id": site["id"]})
+    return defaults

@@ -16,6 +16,7 @@ from goatcounter import clock, encoding
 from goatcounter.accounts import sites, users
 from goatcounter.errors import APIError, Forbidden, Unauthorized
 from goatcounter.storage import db
+from goatcounter.validation import MSG_REQUIRED, FieldErrors
 
 # Permission bits; upstream marks these values as never to change.
 PERM_NOTHING = 1
@@ -218,3 +219,40 @@ def _touch(conn: sqlite3.Connection, tok: dict[str, Any], token: str) -> None:
     db.write(lambda c: c.execute(
         "UPDATE api_tokens SET last_used_at = :now, token_prefix = :prefix WHERE id = :id",
         {"now": clock.rfc3339(now), "prefix": token_prefix(token), "id": tok["id"]}), conn)
+
+
+# Managing tokens (the command line and the API page share these) -----------------------
+
+def list_tokens(conn: sqlite3.Connection, user_id: int | None = None) -> list[dict[str, Any]]:
+    """Tokens without their secrets (none is stored): every one, or a user's."""
+    rows = conn.execute(
+        "SELECT id, site_id, user_id, name, permissions, sites, created_at, last_used_at"
+        " FROM api_tokens WHERE :user IS NULL OR user_id = :user ORDER BY id",
+        {"user": user_id}).fetchall()
+    return [{**dict(r), "site_ids": json.loads(r["sites"])} for r in rows]
+
+
+def delete_token(conn: sqlite3.Connection, token_id: int, user_id: int | None = None) -> bool:
+    """Revoke a token (only one of `user_id`'s when given); False when there is none."""
+    return conn.execute(
+        "DELETE FROM api_tokens WHERE id = :id AND (:user IS NULL OR user_id = :user)",
+        {"id": token_id, "user": user_id}).rowcount > 0
+
+
+def token_errors(conn: sqlite3.Connection, user: dict[str, Any], name: str, permissions: int,
+                 site_ids: list[int]) -> FieldErrors:
+    """What is wrong with a token to be made: a name, at least one permission, and sites
+    of the user's account (-1: every site, also those made later)."""
+    errors = FieldErrors()
+    if not name.strip():
+        errors.add("name", MSG_REQUIRED)
+    if not permissions & PERM_ALL or permissions & ~(PERM_ALL | PERM_NOTHING):
+        errors.add("permissions", "must select at least one")
+    if not site_ids:
+        errors.add("sites", "must select at least one")
+    account = {r["id"] for r in conn.execute(
+        "SELECT id FROM sites WHERE (id = :a OR parent = :a) AND state = 'a'",
+        {"a": user["site_id"]})}
+    if any(s != -1 and s not in account for s in site_ids):
+        errors.add("sites", "must be sites of this account")
+    return errors

@@ -7,6 +7,7 @@ from typing import Any
 
 from goatcounter import clock
 from goatcounter.accounts import passwords, settings_schema
+from goatcounter.errors import BadRequest
 
 USER_COLUMNS = ("id, site_id, email, email_verified, totp_enabled, access, settings,"
                 " login_at, open_at, reset_at, last_report_at, created_at, updated_at")
@@ -92,3 +93,69 @@ def to_api(user: dict[str, Any]) -> dict[str, Any]:
         "created_at": user["created_at"],
         "updated_at": user["updated_at"],
     }
+
+
+# Managing the users of an account (the settings pages) --------------------------------
+
+ACCESS_LABELS = {
+    "r": "Read only",
+    "s": "Settings: everything but users, sites and API keys",
+    "a": "Admin: full access",
+    "*": "Superuser: full access, and the server's settings",
+}
+LAST_ADMIN = "an account needs at least one admin; make another user an admin first"
+
+
+def list_account(conn: sqlite3.Connection, account_id: int) -> list[dict[str, Any]]:
+    """The users of an account, by email."""
+    rows = conn.execute(f"SELECT {USER_COLUMNS} FROM users WHERE site_id = :s"
+                        " ORDER BY email COLLATE NOCASE, id", {"s": account_id}).fetchall()
+    out = []
+    for row in rows:
+        user = dict(row)
+        user["access"] = json.loads(user["access"])
+        user["settings"] = json.loads(user["settings"])
+        out.append(user)
+    return out
+
+
+def _other_admins(conn: sqlite3.Connection, user: dict[str, Any]) -> int:
+    rows = conn.execute("SELECT access FROM users WHERE site_id = :s AND id != :id",
+                        {"s": user["site_id"], "id": user["id"]}).fetchall()
+    return sum(json.loads(r["access"]).get("all") in ("a", "*") for r in rows)
+
+
+def set_access(conn: sqlite3.Connection, user: dict[str, Any], level: str) -> None:
+    """Change a user's access level (inside the caller's write transaction). The last
+    admin of an account can't be made less than an admin: nobody could manage it."""
+    if level not in ACCESS_LEVELS:
+        raise BadRequest(f"unknown access level {level!r}")
+    if is_admin(user) and level not in ("a", "*") and not _other_admins(conn, user):
+        raise BadRequest(LAST_ADMIN)
+    conn.execute("UPDATE users SET access = :a, updated_at = :now WHERE id = :id",
+                 {"a": json.dumps({"all": level}), "now": clock.now_text(), "id": user["id"]})
+
+
+def delete(conn: sqlite3.Connection, user: dict[str, Any]) -> None:
+    """Remove a user and the user's API tokens (inside the caller's write transaction);
+    not the last admin of the account."""
+    if is_admin(user) and not _other_admins(conn, user):
+        raise BadRequest(LAST_ADMIN)
+    conn.execute("DELETE FROM api_tokens WHERE user_id = :id", {"id": user["id"]})
+    conn.execute("DELETE FROM users WHERE id = :id", {"id": user["id"]})
+
+
+def update_settings(conn: sqlite3.Connection, user_id: int,
+                    changes: dict[str, Any]) -> dict[str, Any]:
+    """Apply decoded UserSettings fields (settings_schema.decode_user_defaults) to a
+    user's settings, checked as the Sites API checks `user_defaults`; returns the new
+    settings. Raises ValidationError and stores nothing when a field is wrong."""
+    user = get(conn, user_id)
+    if user is None:
+        raise BadRequest("no such user")
+    settings = settings_schema.build_user_defaults({**user["settings"], **changes})
+    errors = settings_schema.user_defaults_errors(settings)
+    errors.check()
+    conn.execute("UPDATE users SET settings = :s, updated_at = :now WHERE id = :id",
+                 {"s": json.dumps(settings), "now": clock.now_text(), "id": user_id})
+    return settings

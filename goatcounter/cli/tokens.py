@@ -7,7 +7,13 @@ import click
 from flask.cli import with_appcontext
 
 from goatcounter.accounts import users
-from goatcounter.accounts.tokens import create_token, parse_perms, perm_names
+from goatcounter.accounts.tokens import (
+    create_token,
+    delete_token,
+    list_tokens,
+    parse_perms,
+    perm_names,
+)
 from goatcounter.cli.db import create_cli, delete_cli, list_cli
 from goatcounter.storage import db
 
@@ -50,9 +56,7 @@ def create_apitoken_command(user_id: int, perm: str, name: str, site_list: str) 
 @with_appcontext
 def list_apitokens_command() -> None:
     """List API tokens (their secrets are not stored, so they can't be shown)."""
-    rows = db.get_db().execute(
-        "SELECT id, site_id, user_id, name, permissions, sites, created_at, last_used_at"
-        " FROM api_tokens ORDER BY id").fetchall()
+    rows = list_tokens(db.get_db())
     if not rows:
         click.echo("no API tokens")
     for r in rows:
@@ -66,9 +70,6 @@ def list_apitokens_command() -> None:
 @with_appcontext
 def delete_apitoken_command(token_id: int) -> None:
     """Delete the API token with id TOKEN_ID."""
-    def run(conn: sqlite3.Connection) -> int:
-        return conn.execute("DELETE FROM api_tokens WHERE id = :id", {"id": token_id}).rowcount
-
-    if not db.write(run):
+    if not db.write(lambda conn: delete_token(conn, token_id)):
         raise click.ClickException(f"no API token with id {token_id}")
     click.echo(f"deleted API token {token_id}")

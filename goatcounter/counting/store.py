@@ -35,6 +35,14 @@ class Ids:
         self.salts = salts
         self.made: dict[tuple, int] = {}
 
+    def check_epoch(self, conn: sqlite3.Connection) -> None:
+        """Empty the cache when paths were removed since it was filled (id_epoch)."""
+        row = conn.execute("SELECT epoch FROM id_epoch WHERE id = 1").fetchone()
+        epoch = row[0] if row else 0
+        if self.cache.get(("epoch",)) != epoch:
+            self.cache.clear()
+            self.cache[("epoch",)] = epoch
+
     def get(self, key: tuple, make: Callable[[], int]) -> int:
         found = self.cache.get(key)
         if found is None:
@@ -181,6 +189,7 @@ def write(fn: Callable[[sqlite3.Connection], Any],
     def run(c: sqlite3.Connection) -> Any:
         # The ids of this attempt ride on the connection (a retry starts afresh).
         holder[:] = [_ids()]
+        holder[0].check_epoch(c)
         c.ids = holder[0]  # type: ignore[attr-defined]
         try:
             return fn(c)
@@ -190,6 +199,12 @@ def write(fn: Callable[[sqlite3.Connection], Any],
     result = db.write(run, conn)
     holder[0].committed()
     return result
+
+
+def forget_ids(conn: sqlite3.Connection) -> None:
+    """Make every process forget its cached ids before it counts again (inside the
+    write transaction that removed paths)."""
+    conn.execute("UPDATE id_epoch SET epoch = epoch + 1 WHERE id = 1")
 
 
 def save_in(conn: sqlite3.Connection, site: dict[str, Any], hits: list[Hit],

@@ -1,0 +1,14 @@
+"""The settings pages, at upstream's paths: the user's own (/user/pref, /user/dashboard,
+/user/auth, /user/api) and the site's (/settings/main, /settings/users, /settings/sites,
+/settings/export, /settings/purge), each behind its access level."""
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Register every settings page."""
+    from goatcounter.dashboard.settings import prefs, site
+
+    for module in (site, prefs):
+        app.register_blueprint(module.bp)
