@@ -43,7 +43,7 @@ def _like(pattern: str) -> str:
 
 
 def find(conn: sqlite3.Connection, site_id: int, pattern: str, match_title: bool = False,
-         match_case: bool = False) -> list[dict[str, Any]]:
+         match_case: bool = False, limit: int = MAX_MATCHES) -> list[dict[str, Any]]:
     """Paths of a site matching a search (case-insensitive unless `match_case`), with
     the number of pageviews each has; the most viewed first."""
     like = _like(pattern)
@@ -56,7 +56,7 @@ def find(conn: sqlite3.Connection, site_id: int, pattern: str, match_title: bool
         "  WHERE c.site_id = p.site_id AND c.path_id = p.id) AS hits"
         f" FROM paths p WHERE p.site_id = :s AND {where}"
         " ORDER BY hits DESC, p.id LIMIT :n",
-        {"s": site_id, "q": like, "n": MAX_MATCHES}).fetchall()
+        {"s": site_id, "q": like, "n": limit}).fetchall()
     out = [dict(r) for r in rows]
     if match_case:
         # LIKE ignores ASCII case in SQLite; keep the rows that match as typed.

@@ -1,11 +1,16 @@
-"""Signing in and out: GET /user/new, POST /user/requestlogin, POST /user/logout
-(upstream's paths)."""
+"""Signing in and out: GET /user/new, POST /user/requestlogin, POST /user/totplogin
+(the second step for users with two-factor sign-in), POST /user/logout (upstream's
+paths)."""
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request
+import hashlib
+from typing import Any
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
-from goatcounter.accounts import logins
+from goatcounter.accounts import logins, totp, users
 from goatcounter.dashboard import access
 from goatcounter.storage import db
 from goatcounter.web import csrf, pages, ratelimit
@@ -56,10 +61,77 @@ def request_login() -> Response:
     user = logins.check(db.get_db(), site, email, password)
     if user is None:
         return _form(email, logins.WRONG_LOGIN, 400)
+    if user["totp_enabled"]:
+        return _code_form(_ticket(user))
+    return _signed_in(user)
+
+
+def _signed_in(user: dict[str, Any]) -> Response:
     key = db.write(lambda conn: logins.start(conn, user["id"]))
     access.sign_in(user, key)
     csrf.rotate()
     return redirect("/", 303)
+
+
+# The second step ------------------------------------------------------------------------
+
+# A right password is good for a code this long.
+TICKET_SECONDS = 600
+
+
+def _signer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="goatcounter-totp-signin")
+
+
+def _password_mark(user_id: int) -> str:
+    """A short mark of the stored password hash: a new password voids earlier tickets."""
+    row = db.get_db().execute("SELECT password FROM users WHERE id = :id",
+                              {"id": user_id}).fetchone()
+    stored = (row["password"] if row else "") or ""
+    return hashlib.sha256(stored.encode()).hexdigest()[:16]
+
+
+def _ticket(user: dict[str, Any]) -> str:
+    """Proof, for the form of the second step, that this user gave the right password."""
+    return _signer().dumps({"uid": user["id"], "pw": _password_mark(user["id"])})
+
+
+def _ticket_user(ticket: str) -> dict[str, Any] | None:
+    try:
+        data = _signer().loads(ticket, max_age=TICKET_SECONDS)
+    except BadSignature:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("uid"), int):
+        return None
+    user = users.get(db.get_db(), data["uid"])
+    if user is None or data.get("pw") != _password_mark(user["id"]):
+        return None
+    return user
+
+
+def _code_form(ticket: str, error: str | None = None, status: int = 200) -> Response:
+    html = render_template("signin_code.html", ticket=ticket, error=error)
+    return Response(html, status, content_type="text/html; charset=utf-8")
+
+
+@bp.route("/user/totplogin", methods=["POST"])
+def totp_login() -> Response:
+    """POST /user/totplogin: the second step for a user with two-factor sign-in: the
+    `ticket` the first step gave and a `totp_token` from the authenticator app.
+
+    Right: signed in, 303 to the dashboard. A wrong code: the form again (400); a ticket
+    that expired (10 minutes) or is not this site's: back to the sign-in form. Rate
+    limited with the sign-in (`login`).
+    """
+    site = access.current_site()
+    user = _ticket_user(request.form.get("ticket", ""))
+    if user is None or not access.belongs(user, site) or not user["totp_enabled"]:
+        flash("The sign-in took too long or was not finished; sign in again.", "e")
+        return redirect("/user/new", 303)
+    code = request.form.get("totp_token", "")
+    if not db.write(lambda conn: totp.accept(conn, user["id"], code)):
+        return _code_form(request.form.get("ticket", ""), totp.WRONG_CODE, 400)
+    return _signed_in(user)
 
 
 @bp.route("/user/logout", methods=["POST"])

@@ -31,7 +31,8 @@ from goatcounter.web import pages
 
 # The buckets, as upstream names them (and `auth`, ours), and what they cover.
 NAMES = ("api", "api-count", "export", "count", "auth", "login")
-LOGIN_PATHS = frozenset({"/user/requestlogin"})
+LOGIN_PATHS = frozenset({"/user/requestlogin", "/user/totplogin", "/user/change-password",
+                         "/user/disable-totp"})
 # What the headers say when a limit is turned off: clients that wait when few requests
 # remain (goatpie sleeps Reset seconds below 2) go on at once.
 UNLIMITED = 2**31 - 1

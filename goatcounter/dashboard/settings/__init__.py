@@ -8,7 +8,15 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     """Register every settings page."""
-    from goatcounter.dashboard.settings import prefs, site
+    from goatcounter.dashboard.settings import (
+        api_keys,
+        auth,
+        prefs,
+        purge,
+        site,
+        sites_admin,
+        users_admin,
+    )
 
-    for module in (site, prefs):
+    for module in (site, prefs, auth, api_keys, users_admin, sites_admin, purge):
         app.register_blueprint(module.bp)

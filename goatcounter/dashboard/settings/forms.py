@@ -51,6 +51,11 @@ def page(template: str, tab: str, status: int = 200, **context: Any) -> Response
     return Response(html, status, content_type="text/html; charset=utf-8")
 
 
+def origin() -> str:
+    """This server's address as the browser reached it (https://stats.example.com)."""
+    return request.host_url.rstrip("/")
+
+
 def done(message: str, endpoint: str, **values: Any) -> Response:
     """After a change: the message on the next page, and a 303 to it."""
     flash(message, "i")
@@ -81,6 +86,11 @@ def from_validation(exc: ValidationError, names: dict[str, str] | None = None) -
 def text(name: str, limit: int = 1000) -> str:
     """A text field, stripped and cut to a sane length."""
     return request.form.get(name, "").strip()[:limit]
+
+
+def secret(name: str, limit: int = 1025) -> str:
+    """A password field, as typed (spaces are part of a password)."""
+    return request.form.get(name, "")[:limit]
 
 
 def checked(name: str) -> bool:
