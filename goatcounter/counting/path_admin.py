@@ -192,6 +192,8 @@ def purge(conn: sqlite3.Connection, site_id: int, path_ids: list[int]) -> int:
 def _move(conn: sqlite3.Connection, table: str, site_id: int, target: int,
           sources: list[int]) -> None:
     """Add the sources' rows of a per-path table to the target's, then drop them."""
+    keys: tuple[str, ...]
+    counts: tuple[str, ...]
     if table == "path_months":
         keys, counts = ("month", "path_id"), tuple(MONTH_COLUMNS)
     else:

@@ -80,7 +80,9 @@ TICKET_SECONDS = 600
 
 
 def _signer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.secret_key, salt="goatcounter-totp-signin")
+    key = current_app.secret_key
+    assert key is not None
+    return URLSafeTimedSerializer(key, salt="goatcounter-totp-signin")
 
 
 def _password_mark(user_id: int) -> str:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import sqlite3
 
 import segno
-from flask import Blueprint, Response
+from flask import Blueprint
 from markupsafe import Markup
+from werkzeug.wrappers import Response
 
 from goatcounter.accounts import logins, passwords, totp, users
 from goatcounter.dashboard import access

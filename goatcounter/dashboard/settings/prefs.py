@@ -12,7 +12,8 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, redirect, request
+from flask import Blueprint, redirect, request
+from werkzeug.wrappers import Response
 
 from goatcounter.accounts import settings_schema, sites, tokens, users
 from goatcounter.accounts.settings_schema import USER_FIELDS, WIDGET_RANGES, WIDGET_STYLES
@@ -104,7 +105,8 @@ def _convert(changes: dict[str, Any], errors: forms.Errors) -> dict[str, Any]:
 
 
 def _pref_changes(errors: forms.Errors) -> tuple[dict[str, Any], dict[str, Any]]:
-    typed = {"timezone": forms.text("timezone", 200), "date_format": forms.text("date_format"),
+    typed: dict[str, Any] = {
+             "timezone": forms.text("timezone", 200), "date_format": forms.text("date_format"),
              "number_format": forms.text("number_format"), "theme": forms.text("theme"),
              "twenty_four_hours": forms.checked("twenty_four_hours"),
              "sunday_starts_week": forms.checked("sunday_starts_week")}

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, redirect, request
+from flask import Blueprint, redirect, request
+from werkzeug.wrappers import Response
 
 from goatcounter import collect, encoding
 from goatcounter.accounts import sites, tokens
@@ -63,7 +64,7 @@ def _values(site: dict[str, Any]) -> dict[str, Any]:
 
 def _changes(errors: forms.Errors) -> tuple[dict[str, Any], dict[str, Any]]:
     """(changes for sites.update, the form's values as typed) from the posted form."""
-    typed = {name: forms.text(name, 10_000) for name in FIELDS}
+    typed: dict[str, Any] = {name: forms.text(name, 10_000) for name in FIELDS}
     offered = {flag for flag, _, _ in COLLECT_FLAGS}
     bits = sum(b for b in set(forms.numbers("settings.collect")) if b in offered)
     typed["settings.collect"] = bits
