@@ -81,6 +81,11 @@ def download(export_id: str) -> Response:
         # Upstream's documented reply while a background export runs; ours are recorded
         # only once finished, so only a record made some other way gets here.
         return json_response({"error": "still being generated"}, 202)
+    return file_response(row, escape)
+
+
+def file_response(row: dict[str, Any], escape: bool = False) -> Response:
+    """The reply with an export's file (the API's download and the settings page's)."""
     path = exporter.file_for_download(row)
     name = os.path.basename(path)
     if escape:

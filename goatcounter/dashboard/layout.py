@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 from flask import Blueprint, Flask, current_app, request, url_for
 
+from goatcounter.accounts import users
 from goatcounter.dashboard import access
 from goatcounter.web import pages
 
@@ -29,16 +30,20 @@ bp = Assets("pages", __name__, template_folder="templates", static_folder="stati
 
 
 class NavItem(NamedTuple):
-    """An entry of the header's navigation; shown once its endpoint exists."""
+    """An entry of the header's navigation; shown once its endpoint exists, to users
+    with at least `access`. Of entries with the same key, the first allowed is shown."""
 
     key: str
     label: str
     endpoint: str
+    access: str = "r"
 
 
 NAV = (
     NavItem("dashboard", "Dashboard", "dashboard.home"),
-    NavItem("settings", "Settings", "settings.main"),
+    NavItem("settings", "Settings", "settings.main", "s"),
+    # A read-only user's settings are their own preferences.
+    NavItem("settings", "Settings", "user_prefs.pref"),
 )
 
 
@@ -60,11 +65,15 @@ def site_name(site: dict[str, Any] | None) -> str:
     return site["cname"] or site["code"]
 
 
-def navigation() -> list[dict[str, str]]:
-    """The navigation entries whose pages exist."""
+def navigation(user: dict[str, Any]) -> list[dict[str, str]]:
+    """The navigation entries whose pages exist and that the user may open."""
     endpoints = current_app.view_functions
-    return [{"key": item.key, "label": item.label, "url": url_for(item.endpoint)}
-            for item in NAV if item.endpoint in endpoints]
+    out: dict[str, dict[str, str]] = {}
+    for item in NAV:
+        if item.key not in out and item.endpoint in endpoints \
+                and users.has_access(user, item.access):
+            out[item.key] = {"key": item.key, "label": item.label, "url": url_for(item.endpoint)}
+    return list(out.values())
 
 
 def _layout_context() -> dict[str, Any]:
@@ -75,8 +84,10 @@ def _layout_context() -> dict[str, Any]:
     user = access.signed_in_user() if site is not None else None
     # A user of another site may sign out here, but gets no way into this one.
     ours = user is not None and site is not None and access.belongs(user, site)
+    theme = user["settings"].get("theme", "") if ours and user is not None else ""
     return {"site": site, "site_name": site_name(site), "user": user,
-            "navigation": navigation() if ours else []}
+            "navigation": navigation(user) if ours and user is not None else [],
+            "theme": theme if theme in ("light", "dark") else ""}
 
 
 def init_app(app: Flask) -> None:

@@ -11,6 +11,7 @@ def init_app(app: Flask) -> None:
     from goatcounter.dashboard.settings import (
         api_keys,
         auth,
+        export,
         prefs,
         purge,
         site,
@@ -18,5 +19,6 @@ def init_app(app: Flask) -> None:
         users_admin,
     )
 
-    for module in (site, prefs, auth, api_keys, users_admin, sites_admin, purge):
+    for module in (site, prefs, auth, api_keys, users_admin, sites_admin, purge,
+                   export):
         app.register_blueprint(module.bp)

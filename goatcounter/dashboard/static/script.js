@@ -6,7 +6,8 @@
     // sign-in attempt would count against the rate limit for nothing).
     document.addEventListener('submit', function(event) {
         var form = event.target;
-        if (!form.hasAttribute('data-submit-once'))
+        // Not sent after all (a question answered "no"): nothing to guard.
+        if (!form.hasAttribute('data-submit-once') || event.defaultPrevented)
             return;
         if (form.dataset.sent) {
             event.preventDefault();
@@ -25,6 +26,119 @@
             delete form.dataset.sent;
             form.querySelectorAll('button[type="submit"]').forEach(function(b) { b.disabled = false; });
         });
+    });
+
+    // Settings pages ------------------------------------------------------------------
+    // Buttons that only work with the script are in the page hidden; show them.
+    function reveal(selector, setup) {
+        document.querySelectorAll(selector).forEach(function(el) {
+            el.hidden = false;
+            setup(el);
+        });
+    }
+
+    // Copy the text of an input (data-copy names its id) or of the nearest
+    // data-copy-source.
+    reveal('[data-copy]', function(button) {
+        button.addEventListener('click', function() {
+            var source = button.dataset.copy ? document.getElementById(button.dataset.copy)
+                : button.parentElement.querySelector('[data-copy-source]');
+            if (!source)
+                return;
+            var text = ('value' in source ? source.value : source.textContent).replace(/\s+/g, '');
+            var done = function() {
+                button.textContent = 'Copied';
+                setTimeout(function() { button.textContent = 'Copy'; }, 2000);
+            };
+            if (navigator.clipboard && window.isSecureContext)
+                navigator.clipboard.writeText(text).then(done);
+            else if (source.select) {
+                source.select();
+                document.execCommand('copy');
+                done();
+            }
+        });
+    });
+
+    // Add this browser's address to the ignored ones.
+    reveal('[data-add-ip]', function(button) {
+        button.addEventListener('click', function() {
+            var input = document.getElementById(button.dataset.target);
+            var ip = button.dataset.addIp;
+            var have = input.value.split(/[\s,]+/).filter(Boolean);
+            if (have.indexOf(ip) === -1)
+                have.push(ip);
+            input.value = have.join(', ');
+            input.focus();
+        });
+    });
+
+    // A new random secret for the dashboard's secret link.
+    reveal('[data-random-secret]', function(button) {
+        button.addEventListener('click', function() {
+            var bytes = new Uint8Array(20), chars = 'abcdefghijklmnopqrstuvwxyz0123456789', out = '';
+            crypto.getRandomValues(bytes);
+            bytes.forEach(function(b) { out += chars[b % chars.length]; });
+            document.getElementById(button.dataset.randomSecret).value = out.slice(0, 24);
+        });
+    });
+
+    // The browser's own time zone, as the zone field takes it.
+    reveal('[data-browser-zone]', function(button) {
+        button.addEventListener('click', function() {
+            var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+            var input = document.getElementById(button.dataset.browserZone);
+            var match = Array.prototype.find.call(document.querySelectorAll('#zone-list option'),
+                function(o) { return o.value.split('.')[1] === zone; });
+            input.value = match ? match.value : zone;
+        });
+    });
+
+    // Show a field only while a select has a value: data-show-when="select-id=value".
+    document.querySelectorAll('[data-show-when]').forEach(function(field) {
+        var parts = field.dataset.showWhen.split('='), select = document.getElementById(parts[0]);
+        if (!select)
+            return;
+        var update = function() { field.hidden = select.value !== parts[1]; };
+        select.addEventListener('change', update);
+        update();
+    });
+
+    // Forms that undo something ask first.
+    document.addEventListener('submit', function(event) {
+        var form = event.target;
+        if (form.dataset.confirm && !window.confirm(form.dataset.confirm))
+            event.preventDefault();
+    }, true);
+
+    // An import in progress: its numbers, fetched every second until it is done.
+    document.querySelectorAll('[data-import-progress]').forEach(function(box) {
+        var url = box.dataset.importProgress;
+        var tick = function() {
+            fetch(url, {headers: {'Accept': 'application/json'}, credentials: 'same-origin'})
+                .then(function(r) { return r.ok ? r.json() : null; })
+                .then(function(state) {
+                    if (!state)
+                        return setTimeout(tick, 3000);
+                    Object.keys(state).forEach(function(key) {
+                        box.querySelectorAll('[data-field="' + key + '"]').forEach(function(el) {
+                            if (el.tagName === 'PROGRESS')
+                                el.value = state[key];
+                            else
+                                el.textContent = state[key];
+                        });
+                    });
+                    var bar = box.querySelector('progress');
+                    if (bar && state.total)
+                        bar.max = state.total;
+                    if (state.state === 'done' || state.state === 'failed')
+                        window.location.reload();
+                    else
+                        setTimeout(tick, 1000);
+                })
+                .catch(function() { setTimeout(tick, 3000); });
+        };
+        setTimeout(tick, 1000);
     });
 })();
 
