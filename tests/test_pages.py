@@ -180,3 +180,53 @@ def test_visitor_counter_keeps_its_own_headers(app, client):
     # The pages' session and layout stay out of it: a cache may keep one copy for all.
     resp = client.get("/counter/TOTAL.html", headers={"Host": HOST})
     assert "Cookie" not in resp.headers.get("Vary", "") and "Set-Cookie" not in resp.headers
+
+
+# The settings pages --------------------------------------------------------------------
+
+SETTINGS_BLUEPRINTS = ("settings", "user_prefs", "user_auth", "user_api", "settings_users",
+                       "settings_sites", "settings_purge", "settings_export")
+
+
+def settings_pages(app: Flask) -> list[str]:
+    """Every GET route of the settings pages, with ids of things that exist."""
+    values = {"user_id": "1", "site_id": "2", "export_id": "1", "token_id": "1"}
+    out = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.split(".")[0] in SETTINGS_BLUEPRINTS and "GET" in (rule.methods or ()):
+            path = rule.rule
+            for name, value in values.items():
+                path = path.replace(f"<int:{name}>", value)
+            out.append(path)
+    return sorted(out)
+
+
+def test_settings_pages_are_pages(app, client, site):
+    # A child site to see the removal page of, and an export to download.
+    make_site(app, cname="child.example.com", parent=site["id"], email="c@example.com")
+    sign_in(client)
+    from tests.test_signin import csrf_of
+    token = csrf_of(client.get("/user/pref", headers={"Host": HOST}).get_data(as_text=True))
+    assert client.post("/settings/export", headers={"Host": HOST},
+                       data={"csrf": token}).status_code == 303
+    paths = settings_pages(app)
+    assert len(paths) >= 16, paths
+    for path in paths:
+        resp = client.get(path, headers={"Host": HOST})
+        if path in ("/settings", "/user"):
+            assert resp.status_code == 303, path
+            continue
+        if path in ("/settings/main/ip", "/settings/export/1"):
+            assert resp.status_code == 200, path
+            continue
+        html = assert_page(resp, 200)
+        assert resp.headers["Cache-Control"] == "no-store", path
+        assert not re.search(r"<script(?![^>]*\bsrc=)", html), path
+        assert "<style" not in html and " style=" not in html, path
+        assert not re.search(r"<[^>]+\son[a-z]+=", html), path
+        assert not re.search(r'(src|href)="(https?:)?//', html), path
+        # Every form that changes something carries the token.
+        for form in re.findall(r'<form[^>]*method="post"[^>]*>.*?</form>', html, re.S):
+            assert 'name="csrf"' in form, (path, form[:200])
+        # The tabs: the current one is marked, the site's are there for an admin.
+        assert 'aria-current="page"' in html and 'href="/settings/users"' in html, path
