@@ -24,6 +24,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.config["DB_PATH"] = server_config.resolve(app.instance_path, app.config["DB"])
     app.config["EXPORT_PATH"] = server_config.resolve(app.instance_path, app.config["EXPORT_DIR"])
+    app.config["IMPORT_PATH"] = server_config.resolve(app.instance_path, app.config["IMPORT_DIR"])
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_BODY"]
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = server_config.secret_key(app.instance_path)
@@ -39,6 +40,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from goatcounter.counting import pending
     from goatcounter.dashboard import home, layout, sharing, signin
     from goatcounter.dashboard import settings as settings_pages
+    from goatcounter.exports import uploads
     from goatcounter.public import counter, countjs, pixel
     from goatcounter.storage import db
     from goatcounter.web import csrf, error_replies, pages, proxies, ratelimit, session_cookie
@@ -55,6 +57,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     pages.init_app(app)
     pending.init_app(app)
     upkeep.init_app(app)
+    uploads.init_app(app)
     app.register_blueprint(core.bp)
     app.register_blueprint(count_views.bp)
     app.register_blueprint(export_views.bp)

@@ -26,6 +26,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_BODY": 10 * 1024 * 1024,
     # Folder for export files; relative paths are taken from the instance folder.
     "EXPORT_DIR": "exports",
+    # Folder for CSV exports uploaded to be imported (kept until their import is done).
+    "IMPORT_DIR": "imports",
+    # Largest upload on the import page, in bytes (gzipped as sent).
+    "IMPORT_MAX_BYTES": 256 * 1024 * 1024,
     # Hours an export file is kept before it is deleted.
     "EXPORT_RETENTION_HOURS": 24,
     # Days raw hits (the rows exports read) are kept; 0 keeps them forever.

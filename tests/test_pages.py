@@ -190,7 +190,8 @@ SETTINGS_BLUEPRINTS = ("settings", "user_prefs", "user_auth", "user_api", "setti
 
 def settings_pages(app: Flask) -> list[str]:
     """Every GET route of the settings pages, with ids of things that exist."""
-    values = {"user_id": "1", "site_id": "2", "export_id": "1", "token_id": "1"}
+    values = {"user_id": "1", "site_id": "2", "export_id": "1", "token_id": "1",
+              "upload_id": "1"}
     out = []
     for rule in app.url_map.iter_rules():
         if rule.endpoint.split(".")[0] in SETTINGS_BLUEPRINTS and "GET" in (rule.methods or ()):
@@ -209,6 +210,13 @@ def test_settings_pages_are_pages(app, client, site):
     token = csrf_of(client.get("/user/pref", headers={"Host": HOST}).get_data(as_text=True))
     assert client.post("/settings/export", headers={"Host": HOST},
                        data={"csrf": token}).status_code == 303
+    import io
+    from pathlib import Path
+    fixture = (Path(__file__).parent / "fixtures" / "export.csv").read_bytes()
+    assert client.post("/settings/export/import", headers={"Host": HOST},
+                       content_type="multipart/form-data",
+                       data={"csrf": token, "csv": (io.BytesIO(fixture), "export.csv")}
+                       ).status_code == 303
     paths = settings_pages(app)
     assert len(paths) >= 16, paths
     for path in paths:

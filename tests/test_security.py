@@ -110,6 +110,8 @@ REQUIRED: dict[tuple[str, str], int | str | None] = {
     ("settings_export.export", "GET"): PAGE,
     ("settings_export.start_export", "POST"): PAGE,
     ("settings_export.download", "GET"): PAGE,
+    ("settings_export.start_import", "POST"): PAGE,
+    ("settings_export.import_status", "GET"): PAGE,
 }
 API_ROUTES = [k for k, v in REQUIRED.items() if v not in (PUBLIC, PAGE)]
 # Pages open to a signed-out browser.
@@ -168,7 +170,8 @@ def url_args(rule: Any, world: dict[str, Any]) -> dict[str, Any]:
     values = {"export_id": world["export_id"], "site_id": world["site"]["id"],
               "filename": "style.css",
               "path_id": world["path_id"], "page": "browsers", "ident": "Firefox",
-              "rest": "//page.json", "link_id": 1, "token_id": 1, "user_id": 1}
+              "rest": "//page.json", "link_id": 1, "token_id": 1, "user_id": 1,
+              "upload_id": 1}
     missing = set(rule.arguments) - values.keys()
     assert not missing, f"add a value for {missing} of {rule.rule} to url_args"
     return {name: values[name] for name in rule.arguments}

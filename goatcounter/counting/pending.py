@@ -237,6 +237,12 @@ class Drainer:
         # called with the app; they decide themselves how often to do work.
         self.idle_jobs: list[Callable[[Flask], None]] = []
 
+    def wake(self) -> None:
+        """Start this worker's background thread if it hasn't started yet (idle jobs such
+        as an import in progress must not wait for the first /count)."""
+        if self.app.config["COUNT_IN_BACKGROUND"]:
+            self._ensure_thread()
+
     def soon(self) -> None:
         """Called after a /count reply has gone out."""
         if self.app.config["COUNT_IN_BACKGROUND"]:

@@ -22,3 +22,4 @@ def init_app(app: Flask) -> None:
     for module in (site, prefs, auth, api_keys, users_admin, sites_admin, purge,
                    export):
         app.register_blueprint(module.bp)
+    export.init_app(app)

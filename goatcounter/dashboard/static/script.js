@@ -140,6 +140,17 @@
         };
         setTimeout(tick, 1000);
     });
+
+    // A file over the import's size limit is refused before it is sent.
+    document.querySelectorAll('input[type="file"][data-max-bytes]').forEach(function(input) {
+        input.addEventListener('change', function() {
+            var file = input.files && input.files[0], max = Number(input.dataset.maxBytes);
+            input.setCustomValidity(file && file.size > max
+                ? 'This file is larger than ' + Math.floor(max / 1048576) + ' MiB, the most this server takes.'
+                : '');
+            input.reportValidity();
+        });
+    });
 })();
 
 // The dashboard works without this script (every view is a link or a GET form); with
