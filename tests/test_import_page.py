@@ -18,7 +18,7 @@ from goatcounter.exports import uploads
 from tests.conftest import Client, query
 from tests.test_import_runs import HEADER, row
 from tests.test_settings_pages import Pages, assert_page, errors_of, set_password
-from tests.test_settings_pages import world as world  # noqa: F401 (a fixture)
+from tests.test_settings_pages import world as world
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
