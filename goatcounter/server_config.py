@@ -30,6 +30,9 @@ DEFAULTS: dict[str, Any] = {
     "IMPORT_DIR": "imports",
     # Largest upload on the import page, in bytes (gzipped as sent).
     "IMPORT_MAX_BYTES": 256 * 1024 * 1024,
+    # Seconds a worker's hold on an import lasts without news; after a worker's restart
+    # another takes the import over after this long.
+    "IMPORT_LEASE_SECONDS": 60,
     # Hours an export file is kept before it is deleted.
     "EXPORT_RETENTION_HOURS": 24,
     # Days raw hits (the rows exports read) are kept; 0 keeps them forever.

@@ -101,7 +101,7 @@ def test_add_a_read_only_user_and_sign_in_as_them(browser, signed_in_page, live_
         context.close()
 
 
-def test_two_factor_sign_in(browser, signed_in_page, live_server):
+def test_two_factor_sign_in(browser, signed_in_page, live_server, screenshots):
     page, server = signed_in_page, live_server
     page.goto(server.url + "/user/auth")
     assert page.locator("svg.qr").is_visible()
@@ -121,6 +121,7 @@ def test_two_factor_sign_in(browser, signed_in_page, live_server):
         other.get_by_role("button", name="Sign in").click()
         other.get_by_label("Code").wait_for()
         assert other.url == server.url + "/user/requestlogin"
+        screenshots(other, "signin-code-light")
         # The code of the step that turned it on is spent; the next one is taken.
         other.get_by_label("Code").fill(otp.at(time.time() + 30))
         other.get_by_role("button", name="Sign in").click()
@@ -132,7 +133,7 @@ def test_two_factor_sign_in(browser, signed_in_page, live_server):
     assert console_errors(page) == []
 
 
-def test_import_the_export_and_watch_it_finish(signed_in_page, live_server):
+def test_import_the_export_and_watch_it_finish(signed_in_page, live_server, screenshots):
     page, server = signed_in_page, live_server
     page.goto(server.url + "/settings/export")
     page.get_by_label("Export file").set_input_files(str(FIXTURES / "export.csv.gz"))
@@ -140,6 +141,7 @@ def test_import_the_export_and_watch_it_finish(signed_in_page, live_server):
     page.wait_for_url(re.compile(r".*/settings/export/import/\d+$"))
     # The workers' background threads import it; the page follows until it is done.
     page.get_by_text("Done: 54 rows imported, 0 refused.").wait_for(timeout=30_000)
+    screenshots(page, "settings-import-done-light")
     total = api(server, "/api/v0/stats/total?start=2026-11-01&end=2026-11-30").json()
     assert total["total"] > 0
     assert console_errors(page) == []

@@ -235,7 +235,7 @@ class Drainer:
         self.stopping = threading.Event()
         # Jobs the background thread also runs when idle (upkeep adds its schedule), each
         # called with the app; they decide themselves how often to do work.
-        self.idle_jobs: list[Callable[[Flask], None]] = []
+        self.idle_jobs: list[Callable[[Flask], object]] = []
 
     def wake(self) -> None:
         """Start this worker's background thread if it hasn't started yet (idle jobs such
@@ -278,14 +278,19 @@ class Drainer:
             self.thread.join(timeout=5)
 
     def _idle_loop(self) -> None:
-        while not self.stopping.wait(IDLE_CHECK):
+        pause = IDLE_CHECK
+        while not self.stopping.wait(pause):
             if time.monotonic() - self.last >= IDLE_CHECK:
                 self.run()
+            busy = False
             for job in self.idle_jobs:
                 try:
-                    job(self.app)
+                    # A job that did a slice of a longer work (an import) says so: the
+                    # loop comes back at once, after counting what came in meanwhile.
+                    busy = bool(job(self.app)) or busy
                 except Exception:
                     log.exception("background job failed")
+            pause = 0.0 if busy else IDLE_CHECK
 
 
 def _retry(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> int:

@@ -3,7 +3,7 @@
 The upload is checked (a GoatCounter CSV export, gzipped or not, within the size
 limit), kept in the instance folder and queued (table import_uploads); the request
 answers at once. Each worker's background thread (counting/pending.py) calls
-`Worker.tick` when idle: the worker holding an upload reads it on for about a second,
+`Worker.tick` when idle: the worker holding an upload reads it on for about two seconds,
 storing a batch at a time with the import's position (import_runs, the same record as
 `goatcounter import`), then lets the thread count pixel pageviews again. A worker that
 stops (a restart, a crash) leaves the upload to the next one once its lease runs out,
@@ -35,16 +35,21 @@ from goatcounter.storage import db
 
 log = logging.getLogger(__name__)
 
-# How long a worker holds an upload without a word before another may take it over.
+# How long a worker holds an upload without a word before another may take it over
+# (IMPORT_LEASE_SECONDS); each tick renews it.
 LEASE = 60
 # How long one tick reads on before the background thread gets to count pageviews.
-SLICE = 1.0
+SLICE = 2.0
 _COLUMNS = ("id, site_id, user_id, name, path, size, force, import_id, state, error,"
             " lease_until, created_at, updated_at")
 
 
 class UploadError(ValueError):
     """An upload that can't be imported, and why (for the form)."""
+
+
+def _lease() -> int:
+    return int(current_app.config.get("IMPORT_LEASE_SECONDS", LEASE))
 
 
 # Accepting an upload -------------------------------------------------------------------
@@ -188,7 +193,7 @@ class Worker:
             " updated_at = :text WHERE id = (SELECT id FROM import_uploads WHERE"
             " state IN ('queued', 'running') AND lease_until < :now ORDER BY id LIMIT 1)"
             f" RETURNING {_COLUMNS}",
-            {"until": now + LEASE, "now": now, "text": clock.now_text()}).fetchone(), conn)
+            {"until": now + _lease(), "now": now, "text": clock.now_text()}).fetchone(), conn)
         if row is None:
             return None
         self._claimed_any = True
@@ -269,7 +274,7 @@ class Worker:
     def _renew(self, conn: sqlite3.Connection, job: _Open) -> None:
         db.write(lambda c: c.execute(
             "UPDATE import_uploads SET lease_until = :until, updated_at = :now WHERE id = :id",
-            {"until": int(clock.now()) + LEASE, "now": clock.now_text(),
+            {"until": int(clock.now()) + _lease(), "now": clock.now_text(),
              "id": job.upload["id"]}), conn)
 
     def _failed(self, conn: sqlite3.Connection, upload: dict[str, Any],

@@ -161,6 +161,10 @@ def edit(user_id: int) -> Response:
     if user["id"] == access.current_user()["id"] and hashed:
         # A new password ends the user's sessions, this one too: sign in again.
         return forms.done("Saved; sign in again with the new password.", "signin.new")
+    if user["id"] == access.current_user()["id"] and level not in ("a", "*"):
+        # No longer an admin: this list is not theirs to see any more.
+        return forms.done("Saved; you are no longer an admin of this account.",
+                          "user_prefs.pref")
     return forms.done(f"User {email} saved.", "settings_users.index")
 
 
