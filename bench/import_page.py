@@ -116,6 +116,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--clients", type=int, default=2)
     ap.add_argument("--baseline", type=float, default=10.0, help="seconds of /count alone")
+    ap.add_argument("--no-cli", dest="cli", action="store_false",
+                    help="leave out the command line's import of the same file")
     args = ap.parse_args()
     with instance() as inst:
         setup_site(inst, email=EMAIL)
@@ -152,6 +154,8 @@ def main() -> None:
             status_url = base + resp.headers["Location"]
             state: dict = {}
             seen = []
+            first = session.get(status_url, headers={"Accept": "application/json"},
+                                timeout=30).json()
             while True:
                 state = session.get(status_url, headers={"Accept": "application/json"},
                                     timeout=30).json()
@@ -164,8 +168,8 @@ def main() -> None:
             # The pixels counted meanwhile are all there.
             counted = requests.get(f"{base}/api/v0/stats/total", timeout=60, headers={
                 "Authorization": "Bearer " + open_token(inst)}).json()
-        print(f"upload request: {t2 - t1:.2f} s for {size / 1e6:.1f} MB (answered before the "
-              f"import: state {state['state']})")
+        print(f"upload request: {t2 - t1:.2f} s for {size / 1e6:.1f} MB; the import then was "
+              f"{first['state']} with {first['done']:,} rows done")
         print(f"import in the background: {args.rows:,} rows in {t3 - t2:.1f} s "
               f"({args.rows / (t3 - t2):,.0f} rows/s); imported {state['imported']:,}, "
               f"refused {state['refused']:,}")
@@ -178,6 +182,23 @@ def main() -> None:
                 s[1] for s in base_s)
             print(f"/count p50 during the import is {ratio:.2f} of its p50 alone")
         print(f"visits counted (stats/total over its default range): {counted.get('total')}")
+        if args.cli:
+            cli = cli_import(export)
+            print(f"`goatcounter import` of the same file, no other load: {cli:.1f} s "
+                  f"({args.rows / cli:,.0f} rows/s); the page's import took "
+                  f"{(t3 - t2) / cli:.2f} times as long, beside the /count load")
+
+
+def cli_import(export: str) -> float:
+    """Seconds `goatcounter import` takes for the file on a fresh instance."""
+    import subprocess
+    with instance() as inst:
+        setup_site(inst)
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "goatcounter", "import", export], check=True,
+                       env={**os.environ, "GOATCOUNTER_INSTANCE": inst},
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return time.perf_counter() - t
 
 
 def open_token(inst: str) -> str:

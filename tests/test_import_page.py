@@ -151,14 +151,14 @@ def test_a_restarted_worker_goes_on_where_the_first_stopped(app, world, monkeypa
     first = uploads.Worker()
     assert first.tick(app) and first.tick(app)
     got = status(pages, 1)
-    assert (got["state"], got["done"], got["total"]) == ("running", 2000, 3500)
+    assert (got["state"], got["done"], got["total"]) == ("running", 2 * uploads.BATCH, 3500)
     # The first worker's process dies (its file closes with it) and leaves its lease.
     assert first.current is not None
     first.current.close()
     first.current = None
     second = uploads.Worker()
     assert not second.tick(app)  # the lease still holds
-    assert status(pages, 1)["done"] == 2000
+    assert status(pages, 1)["done"] == 2 * uploads.BATCH
     clock.advance(uploads.LEASE + 1)
     uploads.run_all(app, second)
     got = status(pages, 1)
@@ -172,10 +172,13 @@ def test_two_workers_share_nothing_twice(app, world, monkeypatch):
     monkeypatch.setattr(uploads, "SLICE", 0.0)
     upload(pages, big_export(2500), "a.csv.gz")
     a, b = uploads.Worker(), uploads.Worker()
-    for _ in range(10):
+    for _ in range(50):
         a.tick(app)
         b.tick(app)
+        if status(pages, 1)["state"] == "done":
+            break
     assert status(pages, 1)["state"] == "done"
+    assert a.current is None and b.current is None
     assert query(app, "SELECT count(*) FROM hits")[0][0] == 2500
 
 

@@ -211,6 +211,9 @@ class Importer:
         self.refused: list[tuple[int, str]] = []
         self.records = 0
         self.now = clock.now()
+        # Rows per transaction; a background import takes smaller ones, so that the
+        # counting of pixel pageviews, which waits for the same lock, never waits long.
+        self.batch_size = BATCH
 
     def add(self, record: Record) -> None:
         self.records += 1
@@ -223,7 +226,7 @@ class Importer:
                 self._bad(record.line, str(exc))
             else:
                 self.batch.append(apply_collect(hit, self.site["settings"]))
-        if len(self.batch) + len(self.refused) >= BATCH:
+        if len(self.batch) + len(self.refused) >= self.batch_size:
             self.flush()
 
     def flush(self, finished: bool = False) -> None:

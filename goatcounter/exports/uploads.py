@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 LEASE = 60
 # How long one tick reads on before the background thread gets to count pageviews.
 SLICE = 2.0
+# Rows stored per transaction: each holds the write lock that counting waits for.
+BATCH = 250
 _COLUMNS = ("id, site_id, user_id, name, path, size, force, import_id, state, error,"
             " lease_until, created_at, updated_at")
 
@@ -226,6 +228,7 @@ class Worker:
             if next(records, None) is None:
                 break
         work = importer.Importer(site, run, report=lambda message: None)
+        work.batch_size = BATCH
         return _Open(upload, site, raw, text_ctx, records, work)
 
     def _run_of(self, conn: sqlite3.Connection, upload: dict[str, Any],

@@ -80,6 +80,11 @@ def zones() -> list[tuple[str, str]]:
     return [(".UTC", "UTC"), *sorted(found.items(), key=lambda kv: kv[1])]
 
 
+def zone_label(value: str) -> str:
+    """How a stored zone (`NL.Europe/Amsterdam`) is shown in the field."""
+    return next((label for v, label in zones() if v == value), value)
+
+
 def _zone_value(text: str) -> str:
     """What was typed in the time zone field as a stored value: a label or a bare zone
     name (`Europe/Amsterdam`) is taken as the zone it names."""
@@ -157,6 +162,7 @@ def pref() -> Response:
     settings = access.current_user()["settings"]
     values = {k: settings.get(k) for k in ("timezone", "date_format", "number_format", "theme",
                                            "twenty_four_hours", "sunday_starts_week")}
+    values["timezone"] = zone_label(str(values["timezone"]))
     return _pref_form(values, forms.Errors())
 
 

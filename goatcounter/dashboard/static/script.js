@@ -88,8 +88,9 @@
         button.addEventListener('click', function() {
             var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
             var input = document.getElementById(button.dataset.browserZone);
+            var shown = zone.replace(/_/g, ' ');
             var match = Array.prototype.find.call(document.querySelectorAll('#zone-list option'),
-                function(o) { return o.value.split('.')[1] === zone; });
+                function(o) { return o.value === shown || o.value.endsWith(': ' + shown); });
             input.value = match ? match.value : zone;
         });
     });
