@@ -158,7 +158,7 @@ def test_purge_a_path(signed_in_page, live_server):
     page.get_by_role("button", name="Delete the chosen paths…").click()
     assert "This deletes 1 pageview" in page.inner_text("main") or \
         "This deletes 2 pageviews" in page.inner_text("main")
-    page.get_by_role("button", name="Yes, delete them").click()
+    page.get_by_role("button", name="Yes, delete it").click()
     page.wait_for_url(server.url + "/settings/purge")
     assert page.get_by_text("Deleted 1 path").is_visible()
     assert {p["path"] for p in api(server, "/api/v0/paths").json()["paths"]} == {"/keep"}
