@@ -112,6 +112,20 @@ def test_static_files(client, name):
     assert client.get("/static/../__init__.py").status_code == 404
 
 
+def test_stylesheet_blocks_are_closed(client):
+    # An unclosed block (a media query's, say) swallows every rule after it, which a
+    # browser takes without a word: the pages after it lose their styles at most widths.
+    css = re.sub(r"/\*.*?\*/", "", client.get("/static/style.css").get_data(as_text=True),
+                 flags=re.S)
+    depth = 0
+    for char in css:
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        assert depth >= 0, "a } without its {"
+    assert depth == 0, f"{depth} blocks left open"
+    # Top-level rules stay top-level: none of the pages' own rules sit inside @media.
+    assert re.search(r"^\.tabs \{", css, re.M) and re.search(r"^\.field \{", css, re.M)
+
+
 def test_stylesheet_has_both_themes(client):
     css = client.get("/static/style.css").get_data(as_text=True)
     assert "@media (prefers-color-scheme: dark)" in css and "--bg:" in css

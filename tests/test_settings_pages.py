@@ -237,8 +237,11 @@ def test_widgets_add_remove_reorder_configure(world):
     assert [w["n"] for w in me(world)["widgets"]] == [names[1], names[0], *names[2:]]
 
     widgets = me(world)["widgets"]
+    assert "Top referrers" in pages.get("/").get_data(as_text=True)
     assert pages.post("/user/dashboard", widget_form(widgets, action="remove:2")).status_code == 303
     assert [w["n"] for w in me(world)["widgets"]] == [names[1], names[0], *names[3:]]
+    # The dashboard follows at once.
+    assert names[2] == "toprefs" and "Top referrers" not in pages.get("/").get_data(as_text=True)
 
     widgets = me(world)["widgets"]
     resp = pages.post("/user/dashboard", widget_form(widgets, action="add:0", new="toprefs"))

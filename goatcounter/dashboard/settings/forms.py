@@ -34,6 +34,7 @@ SITE_TABS = (
     Tab("export", "Export & import", "settings_export.export", "s"),
     Tab("users", "Users", "settings_users.index", "a"),
     Tab("sites", "Sites", "settings_sites.index", "a"),
+    Tab("share", "Share links", "sharing.share_page", "a"),
 )
 
 
