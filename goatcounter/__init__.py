@@ -38,7 +38,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from goatcounter.api import sites as sites_views
     from goatcounter.api import stats as stats_views
     from goatcounter.counting import pending
-    from goatcounter.dashboard import home, layout, sharing, signin
+    from goatcounter.dashboard import home, layout, signin
     from goatcounter.dashboard import settings as settings_pages
     from goatcounter.exports import uploads
     from goatcounter.public import counter, countjs, pixel
@@ -68,7 +68,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     layout.init_app(app)
     app.register_blueprint(signin.bp)
     app.register_blueprint(home.bp)
-    app.register_blueprint(sharing.bp)
     settings_pages.init_app(app)
 
     pixel.init_app(app)

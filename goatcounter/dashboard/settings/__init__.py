@@ -1,6 +1,7 @@
 """The settings pages, at upstream's paths: the user's own (/user/pref, /user/dashboard,
 /user/auth, /user/api) and the site's (/settings/main, /settings/users, /settings/sites,
-/settings/export, /settings/purge), each behind its access level."""
+/settings/export, /settings/purge, and /settings/share, ours), each behind its access
+level."""
 from __future__ import annotations
 
 from flask import Flask
@@ -14,12 +15,13 @@ def init_app(app: Flask) -> None:
         export,
         prefs,
         purge,
+        share,
         site,
         sites_admin,
         users_admin,
     )
 
     for module in (site, prefs, auth, api_keys, users_admin, sites_admin, purge,
-                   export):
+                   export, share):
         app.register_blueprint(module.bp)
     export.init_app(app)

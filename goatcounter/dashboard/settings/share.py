@@ -6,12 +6,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from goatcounter import clock
 from goatcounter.accounts import share_links
 from goatcounter.dashboard.access import ACCESS_PARAM, current_site, current_user, login_required
+from goatcounter.dashboard.settings import forms
 from goatcounter.errors import NotFound
 from goatcounter.storage import db
 
@@ -22,11 +23,11 @@ LIFETIMES = {"": None, "1d": 1, "7d": 7, "30d": 30, "365d": 365}
 
 
 def _page(errors: dict[str, str] | None = None, form: dict[str, str] | None = None,
-          made: dict[str, Any] | None = None, status: int = 200) -> tuple[str, int]:
+          made: dict[str, Any] | None = None, status: int = 200) -> Response:
     site = current_site()
     links = share_links.list_for(db.get_db(), site["id"])
-    return render_template("sharing.html", active="settings", links=links, made=made,
-                           errors=errors or {}, form=form or {}, lifetimes=LIFETIMES), status
+    return forms.page("settings/share.html", "share", status, links=links, made=made,
+                      errors=errors or {}, form=form or {})
 
 
 def share_url(secret: str) -> str:
@@ -36,14 +37,14 @@ def share_url(secret: str) -> str:
 
 @bp.route("/settings/share", methods=["GET"])
 @login_required(access="a")
-def share_page() -> tuple[str, int]:
+def share_page() -> Response:
     """GET /settings/share: the site's share links."""
     return _page()
 
 
 @bp.route("/settings/share", methods=["POST"])
 @login_required(access="a")
-def create_link() -> tuple[str, int]:
+def create_link() -> Response:
     """POST /settings/share: a new link, named `name`, living `lifetime`; its address is
     shown on the reply only."""
     name = request.form.get("name", "").strip()
