@@ -43,6 +43,59 @@ def test_a_chart_has_a_slot_per_point_with_its_numbers():
     assert [(t.left, t.text) for t in c.ticks] == [(0.0, "Mon"), (50.0, "Wed")]
 
 
+def test_a_line_chart_goes_through_the_middles_and_stops_at_the_future():
+    points = [charts.Point("Mon", (3, 5)), charts.Point("Tue", (0, 0)),
+              charts.Point("Wed", (20, 40)), charts.Point("Thu", (0, 0), future=True)]
+    c = charts.line(points, ("visits", "pageviews"), str, [(0, "Mon"), (2, "Wed")])
+    assert c.style == "line" and c.scale == 50 and c.view_box == "0 0 4 100"
+    # Back to front: pageviews, then visits; level from the left edge to the first
+    # middle and from the last middle to where the future begins.
+    assert [(ln.series, ln.line, ln.area) for ln in c.lines] == [
+        (1, "M0 90.4H0.5L1.5 100L2.5 23.2H3", "M0 90.4H0.5L1.5 100L2.5 23.2H3V100H0Z"),
+        (0, "M0 94.24H0.5L1.5 100L2.5 61.6H3", "M0 94.24H0.5L1.5 100L2.5 61.6H3V100H0Z")]
+    # Each slot has no bars but its place and text, as for bars.
+    assert all(s.bars == () for s in c.slots)
+    assert c.slots[2].tops == pytest.approx((61.6, 23.2))
+    assert [s.text for s in c.slots] == ["Mon: 3 visits, 5 pageviews",
+                                         "Tue: 0 visits, 0 pageviews",
+                                         "Wed: 20 visits, 40 pageviews", "Thu: in the future"]
+    assert c.slots[0].hit == "M0.5 0V100"
+    assert c.future_path == "M3 0H4V100H3Z"
+    assert [(t.left, t.text) for t in c.ticks] == [(0.0, "Mon"), (50.0, "Wed")]
+
+
+@pytest.mark.parametrize(("values", "line"), [
+    ((0, 0, 0, 5, 5), "M0 100H2.5L3.5 52H5"),  # a run of equal values is one segment
+    ((5, 5, 0), "M0 52H1.5L2.5 100H3"),
+    ((10,), "M0 4H1"),
+    ((1, 2, 3), "M0 90.4H0.5L1.5 80.8L2.5 71.2H3"),
+])
+def test_line_paths(values, line):
+    c = charts.line([charts.Point(str(i), (v,)) for i, v in enumerate(values)], ("visits",),
+                    str, scale=10)
+    assert [ln.line for ln in c.lines] == [line]
+    assert c.lines[0].area == line + "V100H0Z"
+
+
+def test_a_chart_all_in_the_future_has_no_line():
+    c = charts.line([charts.Point("a", (0,), future=True)], ("visits",), str)
+    assert c.lines == () and c.future_path == "M0 0H1V100H0Z"
+    assert charts.line([], ("visits",), str).lines == ()
+
+
+def test_styles():
+    points = [charts.Point("a", (3,)), charts.Point("b", (4,))]
+    assert charts.draw("bar", points, ("visits",), str) == charts.bars(points, ("visits",), str)
+    assert charts.draw("line", points, ("visits",), str) == charts.line(points, ("visits",), str)
+    assert charts.draw("bar", points, ("visits",), str).lines == ()
+    # Upstream's default for anything else.
+    assert charts.draw("pie", points, ("visits",), str).style == "line"
+    # Lines are drawn thinner past two weeks by hour.
+    many = [charts.Point(str(i), (1,)) for i in range(charts.DENSE + 1)]
+    assert charts.line(many, ("visits",), str).dense
+    assert not charts.line(many[:-1], ("visits",), str).dense
+
+
 def test_a_shared_scale_is_kept():
     c = charts.bars([charts.Point("a", (1,))], ("visits",), str, scale=200)
     assert c.scale == 200 and c.slots[0].tops[0] == pytest.approx(100 - 96 / 200)
@@ -183,3 +236,4 @@ def test_bad_periods_are_refused(args):
 def test_a_saved_view_starts_no_earlier_than_a_week_before_the_first_hit():
     p = period.parse({}, {"views": [{"period": "year"}]}, UTC, NOW, NOW - 3 * 86400)
     assert p.first == dt.date(2026, 11, 16)
+

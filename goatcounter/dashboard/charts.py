@@ -2,10 +2,11 @@
 
 A chart is a row of slots (an hour or a day each). Its SVG uses a view box one unit wide
 per slot and HEIGHT units high, stretched to the box it is drawn in
-(preserveAspectRatio="none"); a bar is a vertical stroke at the slot's middle, so its
-width comes from the stroke width the group sets. Every slot carries its text (date,
-hour and numbers) for the hover title, the keyboard focus and the table that screen
-readers get instead of the picture.
+(preserveAspectRatio="none"). Two styles, as upstream's: bars, where a bar is a vertical
+stroke at the slot's middle (its width comes from the stroke width the group sets), and
+a line through the slots' middles with the area under it filled, which stops where the
+future begins. Every slot carries its text (date, hour and numbers) for the hover title,
+the keyboard focus and the table that screen readers get instead of the picture.
 """
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ HEADROOM = 4
 MIN_SCALE = 10
 # How many labels the time axis shows at most.
 AXIS_LABELS = 5
+STYLES = ("line", "bar")
+# Past this many slots a line is drawn thinner (upstream: 1.5 px up to 14 days by hour).
+DENSE = 14 * 24
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,14 +57,29 @@ class Tick:
 
 
 @dataclasses.dataclass(frozen=True)
+class Line:
+    """One series of a line chart: the line and the closed area under it."""
+
+    series: int
+    line: str
+    area: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Chart:
-    """A bar chart of one or more series over the same slots."""
+    """A bar or line chart of one or more series over the same slots."""
 
     slots: tuple[Slot, ...]
     scale: int  # the value of the top line
     scale_text: str
     ticks: tuple[Tick, ...]
     future_from: float | None  # view box x where the future begins, if within the chart
+    style: str = "bar"
+    lines: tuple[Line, ...] = ()  # line charts, back to front
+
+    @property
+    def dense(self) -> bool:
+        return self.width > DENSE
 
     @property
     def width(self) -> int:
@@ -125,9 +144,24 @@ class Point:
 
 def bars(points: Sequence[Point], names: Sequence[str], number: Callable[[int], str],
          ticks: Sequence[tuple[int, str]] = (), scale: int | None = None) -> Chart:
-    """A chart of the points; `names` name each series in the texts ("visits"), `number`
-    formats a value, `ticks` are (slot index, label) for the axis. The scale is the
-    given one (to share it between charts) or the highest value's."""
+    """A bar chart of the points; `names` name each series in the texts ("visits"),
+    `number` formats a value, `ticks` are (slot index, label) for the axis. The scale is
+    the given one (to share it between charts) or the highest value's."""
+    return draw("bar", points, names, number, ticks, scale)
+
+
+def line(points: Sequence[Point], names: Sequence[str], number: Callable[[int], str],
+         ticks: Sequence[tuple[int, str]] = (), scale: int | None = None) -> Chart:
+    """A line chart of the points, with the same arguments as `bars`."""
+    return draw("line", points, names, number, ticks, scale)
+
+
+def draw(style: str, points: Sequence[Point], names: Sequence[str],
+         number: Callable[[int], str], ticks: Sequence[tuple[int, str]] = (),
+         scale: int | None = None) -> Chart:
+    """A chart of the points in a style of STYLES (an unknown one draws lines, upstream's
+    default)."""
+    is_line = style != "bar"
     highest = max((max(p.values, default=0) for p in points), default=0)
     top = scale or nice_scale(highest)
     slots = []
@@ -143,13 +177,41 @@ def bars(points: Sequence[Point], names: Sequence[str], number: Callable[[int], 
         text = f"{p.label}: {'in the future' if p.future else numbers}"
         x = _num(i + 0.5)
         tops = tuple(top_of(v, top) for v in p.values)
-        drawn = tuple((j, f"M{x} {HEIGHT}V{_num(tops[j])}")
-                      for j in reversed(range(len(tops))) if tops[j] < HEIGHT)
+        # A line chart's slots have no shapes of their own: the line goes through them.
+        drawn = () if is_line else tuple(
+            (j, f"M{x} {HEIGHT}V{_num(tops[j])}")
+            for j in reversed(range(len(tops))) if tops[j] < HEIGHT)
         slots.append(Slot(x=i + 0.5, tops=tops, values=p.values, label=p.label, text=text,
                           numbers=shown, future=p.future, bars=drawn, hit=f"M{x} 0V{HEIGHT}"))
     width = max(1, len(points))
     marks = tuple(Tick(left=round(i / width * 100, 2), text=t) for i, t in ticks)
-    return Chart(tuple(slots), top, number(top), marks, future_from)
+    lines: tuple[Line, ...] = ()
+    if is_line:
+        past = slots[:len(slots) if future_from is None else int(future_from)]
+        if past:
+            lines = tuple(Line(j, *_line_paths([s.tops[j] for s in past]))
+                          for j in reversed(range(len(names))))
+    return Chart(tuple(slots), top, number(top), marks, future_from,
+                 "line" if is_line else "bar", lines)
+
+
+def _line_paths(tops: Sequence[float]) -> tuple[str, str]:
+    """The line through the slots' middles, level from the chart's left edge to the
+    first middle and from the last middle to the last slot's right edge, and the area
+    between it and the baseline. A run of equal values is one segment."""
+    parts = [f"M0 {_num(tops[0])}"]
+    level = True  # points at the current height not yet drawn to
+    for i in range(1, len(tops)):
+        if tops[i] == tops[i - 1]:
+            level = True
+            continue
+        if level:
+            parts.append(f"H{_num(i - 0.5)}")
+        parts.append(f"L{_num(i + 0.5)} {_num(tops[i])}")
+        level = False
+    parts.append(f"H{len(tops)}")
+    text = "".join(parts)
+    return text, f"{text}V{HEIGHT}H0Z"
 
 
 def spread_ticks(count: int, labels: Sequence[str], most: int = AXIS_LABELS
