@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from goatcounter.dashboard import charts, period
+from goatcounter.dashboard import charts, period, widgets
 from goatcounter.dashboard.formatting import Formats
 from goatcounter.errors import BadRequest
 
@@ -237,3 +237,34 @@ def test_a_saved_view_starts_no_earlier_than_a_week_before_the_first_hit():
     p = period.parse({}, {"views": [{"period": "year"}]}, UTC, NOW, NOW - 3 * 86400)
     assert p.first == dt.date(2026, 11, 16)
 
+
+@pytest.mark.parametrize(("value", "number"), [
+    (None, 6), (0, 6), (-1, 6), (3, 3), (3.0, 3), (3.7, 3), ("4", 4), ("4.0", 4), ("x", 6),
+    (True, 6), (99, 20), ([3], 6)])
+def test_number_settings(value, number):
+    assert widgets.setting_number({"limit": value}, "limit", 6, 1, 20) == number
+
+
+@pytest.mark.parametrize(("value", "on"), [
+    (True, True), (False, False), (None, False), ("on", True), ("true", True), ("off", False),
+    (1, False)])
+def test_checkbox_settings(value, on):
+    assert widgets.setting_flag({"align": value}, "align") is on
+
+
+@pytest.mark.parametrize(("value", "style"), [
+    ("line", "line"), ("bar", "bar"), ("text", "text"), (" Bar ", "bar"), ("pie", "line"),
+    (None, "line"), (3, "line")])
+def test_select_settings(value, style):
+    assert widgets.setting_choice({"style": value}, "style", widgets.PAGE_STYLES) == style
+
+
+@pytest.mark.parametrize(("kind", "key", "pinned"), [
+    ("location", "US", "US"), ("location", "nl", "NL"), ("location", "USA", ""),
+    ("location", "1A", ""), ("size", "phone", "phone"), ("size", "unknown", ""),
+    ("size", "big", ""), ("campaign", "3", "3"), ("campaign", 3.0, "3"), ("campaign", "0", ""),
+    ("campaign", "x", ""), ("browser", " Chrome ", "Chrome"), ("browser", None, ""),
+    ("browser", "", ""), ("browser", False, ""), ("ref", "example.com", "example.com"),
+    ("language", "deu", ""), ("browser", "x" * 1001, "")])
+def test_pinned_keys(kind, key, pinned):
+    assert widgets.pinned_key(kind, {"key": key}) == pinned

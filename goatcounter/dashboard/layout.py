@@ -65,6 +65,11 @@ def site_name(site: dict[str, Any] | None) -> str:
     return site["cname"] or site["code"]
 
 
+def page_url(endpoint: str) -> str:
+    """The URL of a page, or "" while no blueprint serves it (pages land one by one)."""
+    return url_for(endpoint) if endpoint in current_app.view_functions else ""
+
+
 def navigation(user: dict[str, Any]) -> list[dict[str, str]]:
     """The navigation entries whose pages exist and that the user may open."""
     endpoints = current_app.view_functions

@@ -11,9 +11,10 @@ from typing import Any
 from flask import current_app, render_template, request
 
 from goatcounter import clock
+from goatcounter.accounts import users
 from goatcounter.counting import pending
+from goatcounter.dashboard import layout, widgets
 from goatcounter.dashboard import period as periods
-from goatcounter.dashboard import widgets
 from goatcounter.dashboard.formatting import Formats
 from goatcounter.errors import APIError, BadRequest, NotFound
 from goatcounter.stats import filters, ranges, segments
@@ -25,6 +26,9 @@ from goatcounter.storage import db
 PARAMS = ("period-start", "period-end", "group", "filter", "path", *segments.KINDS,
           "pages", "more")
 MAX_PAGES = 500
+# The endpoint of the site settings page, whose collect section the widgets point to.
+SITE_SETTINGS = "settings.main"
+SITE_SETTINGS_ACCESS = "s"
 # Upstream's parameters that mean nothing here (its own script's, or the highlight of a
 # preset): a bookmark carrying them still opens.
 IGNORED = frozenset({"hl-period", "showrefs", "reload", "connectID", "no-websocket",
@@ -160,7 +164,7 @@ def render_dashboard(site: dict[str, Any], user: dict[str, Any]) -> tuple[str, i
                                  segment=segment, fmt=fmt, link=link, now=now,
                                  raw_cap=int(current_app.config["DASHBOARD_RAW_HITS"]),
                                  more=args.get("more", ""), pages_limit=_limit(args.get("pages")),
-                                 path_id=path_id)
+                                 path_id=path_id, settings_link=_settings_link(user))
             shown = widgets.build(rq, settings.get("widgets") or [])
             chips = [Chip(widgets.chip_label(k, args[k], conn, site), link(**{k: None}))
                      for k in ("filter", "path", *segments.KINDS) if args.get(k)]
@@ -191,6 +195,16 @@ def _problem(exc: APIError, args: dict[str, str], site: dict[str, Any], fmt: For
                          link(period_start=None, period_end=None, group=None)))
     return render_template("dashboard_problem.html", site=site, message=exc.message,
                            status=exc.status, undo=undo, active="dashboard")
+
+
+def _settings_link(user: dict[str, Any]) -> str:
+    """Where the site's collect settings are, for a signed-in user who may change them,
+    once the settings page exists ("" otherwise: a viewer of a public dashboard or a
+    read-only user has no way to turn collecting on)."""
+    if user.get("id") is None or not users.has_access(user, SITE_SETTINGS_ACCESS):
+        return ""
+    url = layout.page_url(SITE_SETTINGS)
+    return f"{url}#section-collect" if url else ""
 
 
 def _zone_name(tz: Any) -> str:

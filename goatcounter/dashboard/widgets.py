@@ -23,7 +23,7 @@ from goatcounter.counting.pipeline import languages
 from goatcounter.dashboard import charts
 from goatcounter.dashboard.formatting import Formats
 from goatcounter.dashboard.period import Period
-from goatcounter.stats import dims, hitlist, rawhits, refs, segmented, totals
+from goatcounter.stats import dims, filters, hitlist, rawhits, refs, segmented, segments, totals
 from goatcounter.stats.days import Series
 from goatcounter.stats.filters import PathSet
 from goatcounter.stats.ranges import Range, Slots, local
@@ -43,6 +43,8 @@ LISTS = {
     "locations": ("Locations", "location", "locations"),
     "languages": ("Languages", "language", "languages"),
 }
+# The heading of a list widget that its `key` setting pins to one value.
+PINNED_HEADINGS = {"ref": "Visits from {}", "location": "Locations for {}"}
 DETAIL_HEADINGS = {"browser": "{} versions", "system": "{} versions",
                    "location": "Regions of {}", "size": "Widths of {}",
                    "campaign": "Sources of {}", "ref": "Referrer {}", "language": "{}"}
@@ -53,6 +55,7 @@ COLLECT_FLAGS = {"ref": collect.COLLECT_REFERRER, "campaign": collect.COLLECT_RE
                  "browser": collect.COLLECT_USER_AGENT, "system": collect.COLLECT_USER_AGENT,
                  "size": collect.COLLECT_SCREEN_SIZE, "location": collect.COLLECT_LOCATION,
                  "language": collect.COLLECT_LANGUAGE}
+PAGE_STYLES = ("line", "bar", "text")
 # Hourly bars per page row at most; longer ranges draw the rows by day.
 ROW_HOURS_MAX = 8 * 24
 MORE_ROWS = 50
@@ -60,6 +63,9 @@ MORE_ROWS = 50
 NOTE_TOO_MANY = ("Not shown for this filter: no summary table holds this combination, and "
                  "the period has more than {cap} pageviews to count one by one. Pick a shorter "
                  "period or fewer filters.")
+NOTE_REF_PATHS = ("Not shown for this filter: the paths a referrer sent visits to are counted "
+                  "only without filters on browsers, systems, sizes, locations, languages or "
+                  "campaigns.")
 NOTE_NOT_KEPT = ("Not shown for this filter: no summary table holds this combination, and "
                  "this site doesn't keep every individual pageview of the period.")
 
@@ -80,6 +86,8 @@ class Request:
     more: str = ""
     pages_limit: int = 0
     path_id: int | None = None
+    no_events: bool = False  # the paths are those without events (the totals' setting)
+    settings_link: str = ""  # the site settings' collect section, when that page exists
     _raw: Any = None
     _raw_checked: bool = False
     _labels: list[str] | None = None
@@ -123,6 +131,48 @@ class Request:
                 self._raw = (NOTE_TOO_MANY.format(cap=self.fmt.number(self.raw_cap))
                              if why == "too many" else NOTE_NOT_KEPT)
         return self._raw
+
+
+# Widget settings -------------------------------------------------------------------
+# Stored as upstream stores them: numbers as floats, checkboxes as booleans, selects as
+# text. The API checks them, but settings written by older versions (or by hand) are
+# read leniently: anything unusable means the default.
+
+def setting_number(settings: dict[str, Any], key: str, default: int, low: int,
+                   high: int) -> int:
+    """A number setting (`limit`, `limit_pages`, ...) within upstream's range."""
+    value = settings.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return default
+    try:
+        number = int(float(value))
+    except ValueError:
+        return default
+    return default if number < 1 else min(max(number, low), high)
+
+
+def setting_flag(settings: dict[str, Any], key: str) -> bool:
+    """A checkbox setting (`align`, `no-events`): true, or upstream's form value "on"."""
+    value = settings.get(key)
+    return value is True or (isinstance(value, str) and value.strip().lower() in ("on", "true"))
+
+
+def setting_choice(settings: dict[str, Any], key: str, choices: tuple[str, ...]) -> str:
+    """A select setting (`style`): one of `choices`, else the first (the default)."""
+    value = settings.get(key)
+    text = value.strip().lower() if isinstance(value, str) else ""
+    return text if text in choices else choices[0]
+
+
+def setting_key(settings: dict[str, Any]) -> str:
+    """A list widget's `key`: the value whose detail it shows instead of its list
+    (upstream's hidden setting; "" or null for none)."""
+    value = settings.get("key")
+    if isinstance(value, bool) or value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
 
 
 # Time slots ------------------------------------------------------------------------
@@ -192,7 +242,13 @@ class TotalsWidget:
     names: tuple[str, ...]
     group: str
     note: str = ""
-    visits: int = 0
+    visits: int = 0  # what the figures show (without events when they are left out)
+    subtitle: str = ""
+    align: bool = False  # the chart lines up with the pages widget's charts
+    no_events: bool = False  # the numbers leave out the visits of events
+    # The visits of every path, events included: what the pages widget's heading and
+    # the referrers' percentages are of, as upstream's.
+    all_visits: int = 0
 
 
 def _prev_visits(rq: Request, prev: Range) -> int | None:
@@ -207,6 +263,39 @@ def _prev_visits(rq: Request, prev: Range) -> int | None:
 
 
 def totals_widget(rq: Request, settings: dict[str, Any]) -> TotalsWidget:
+    """The totals: visits, pageviews and unique visitors, and their chart. With the
+    `no-events` setting, of the paths that aren't events (as upstream's, which reads
+    only those paths' counts)."""
+    style = setting_choice(settings, "style", charts.STYLES)
+    align = setting_flag(settings, "align")
+    everything = rq
+    if setting_flag(settings, "no-events"):
+        not_events = filters.without_events(rq.conn, rq.site["id"], rq.paths)
+        if not_events is not None:
+            rq = dataclasses.replace(rq, paths=not_events, _raw=None, _raw_checked=False,
+                                     no_events=True)
+    out = _totals(rq, style, everything.filtered)
+    out.align = align
+    out.all_visits = out.visits if rq is everything else _visits_of(everything)
+    out.no_events = setting_flag(settings, "no-events")
+    out.subtitle = f"{rq.fmt.number(out.visits)} visits" + \
+        ("; excluding events" if out.no_events else "")
+    return out
+
+
+def _visits_of(rq: Request) -> int:
+    """The visits under the request's filters (the totals' number, without the rest)."""
+    site_id, seg = rq.site["id"], rq.segment
+    if seg.empty:
+        return sum(n for _, n in totals.hourly(rq.conn, site_id, rq.rng, rq.paths))
+    if len(seg.dims) == 1:
+        return sum(n for _, n in segmented.site_rows(rq.conn, site_id, rq.rng, rq.paths,
+                                                     seg.dims[0]))
+    raw = rq.raw()
+    return sum(v for _, v, _ in raw.hours) if isinstance(raw, rawhits.Counts) else 0
+
+
+def _totals(rq: Request, style: str, page_filtered: bool) -> TotalsWidget:
     conn, site_id, rng, fmt, seg = rq.conn, rq.site["id"], rq.rng, rq.fmt, rq.segment
     prev = rq.period.previous().range()
     note = ""
@@ -218,7 +307,7 @@ def totals_widget(rq: Request, settings: dict[str, Any]) -> TotalsWidget:
         hours = _hour_grid(rq, [(h, v) for h, v, _ in both])
         views = _hour_grid(rq, [(h, pv) for h, _, pv in both])
         views_total = sum(map(sum, views))
-        if rq.paths.everything:
+        if rq.paths.everything or rq.no_events:
             views_prev = sum(pv for _, _, pv in totals.hourly_with_pageviews(
                 conn, site_id, prev, rq.paths))
     elif len(seg.dims) == 1:
@@ -244,12 +333,12 @@ def totals_widget(rq: Request, settings: dict[str, Any]) -> TotalsWidget:
     figures.append(_figure("Pageviews", views_total, views_prev, fmt,
                            none_note="not counted per browser, system, size, location, "
                                      "language, campaign or referrer for this period"))
-    figures.append(_visitors(rq, raw))
+    figures.append(_visitors(rq, raw, page_filtered))
     chart = None
     if hours is not None or days is not None:
         points = _points(rq, hours, days, views if hours is not None else None, group)
         names = ("visits", "pageviews") if hours is not None and views is not None else ("visits",)
-        chart = charts.bars(points, names, fmt.number, _ticks(rq, len(points), group))
+        chart = charts.draw(style, points, names, fmt.number, _ticks(rq, len(points), group))
     else:
         names = ("visits",)
     return TotalsWidget("Totals", figures, chart, names, group, note, visits)
@@ -265,7 +354,7 @@ def _figure(label: str, now: int | None, before: int | None, fmt: Formats, shown
     return Total(label, fmt.number(now), text, trend)
 
 
-def _visitors(rq: Request, raw: Any) -> Total:
+def _visitors(rq: Request, raw: Any, page_filtered: bool) -> Total:
     if not rq.filtered:
         return Total("Unique visitors",
                      rq.fmt.number(totals.visitors(rq.conn, rq.site["id"], rq.rng)))
@@ -274,8 +363,10 @@ def _visitors(rq: Request, raw: Any) -> Total:
     if isinstance(raw, rawhits.Counts):
         return Total("Unique visitors", rq.fmt.number(raw.visitors))
     site_wide = totals.visitors(rq.conn, rq.site["id"], rq.rng)
+    why = "under these filters" if page_filtered else "without events"
     return Total("Unique visitors", rq.fmt.number(site_wide),
-                 note="for the whole site: not counted under these filters for this period")
+                 note=f"for the whole site{', events included' if rq.no_events else ''}:"
+                      f" not counted {why} for this period")
 
 
 # Pages -----------------------------------------------------------------------------
@@ -294,7 +385,7 @@ class PageRow:
     link: str  # filter to this path (or remove that filter)
     selected: bool
     refs: list[ListRow] | None = None
-    refs_more: bool = False
+    refs_more: str = ""  # the link that lists more of them
 
 
 @dataclasses.dataclass
@@ -317,8 +408,9 @@ def _row_group(rq: Request, hourly_ok: bool) -> str:
 
 def pages_widget(rq: Request, settings: dict[str, Any], total_visits: int) -> PagesWidget:
     conn, site_id, rng, fmt, seg = rq.conn, rq.site["id"], rq.rng, rq.fmt, rq.segment
-    limit = rq.pages_limit or int(settings.get("limit_pages") or 10)
-    style = str(settings.get("style") or "line")
+    page_size = setting_number(settings, "limit_pages", 10, 1, 100)
+    limit = rq.pages_limit or page_size
+    style = setting_choice(settings, "style", PAGE_STYLES)
     note = ""
     prev = rq.period.previous().range()
     grids: dict[int, tuple[list[list[int]] | None, list[int] | None]] = {}
@@ -379,8 +471,8 @@ def pages_widget(rq: Request, settings: dict[str, Any], total_visits: int) -> Pa
         shown += visits
         row = info[p]
         points = points_of[p]
-        chart = None if style == "text" else charts.bars(
-            points, ("visits",), fmt.number, _ticks(rq, len(points), group),
+        chart = None if style == "text" else charts.draw(
+            style, points, ("visits",), fmt.number, _ticks(rq, len(points), group),
             scale=charts.nice_scale(scale))
         change, trend = ("", "") if seg.dims[1:] else fmt.change(visits, before.get(p, 0))
         selected = rq.path_id == p
@@ -390,15 +482,14 @@ def pages_widget(rq: Request, settings: dict[str, Any], total_visits: int) -> Pa
                            rq.link(path=None if selected else row["path"]), selected))
         if selected:
             _path_refs(rq, out[-1], settings)
-    more = rq.link(pages=limit + int(settings.get("limit_pages") or 10)) \
-        if len(found) > limit else ""
+    more = rq.link(pages=limit + page_size) if len(found) > limit else ""
     subtitle = f"{fmt.number(shown)} out of {fmt.number(total_visits)} visits shown"
     return PagesWidget("Pages", subtitle, out, more, style, group, note)
 
 
 def _path_refs(rq: Request, row: PageRow, settings: dict[str, Any]) -> None:
     """The referrers of the selected path (as GET /api/v0/stats/hits/{id})."""
-    limit = int(settings.get("limit_refs") or 10)
+    limit = setting_number(settings, "limit_refs", 10, 1, 100)
     if rq.more == "refs":
         limit = MORE_ROWS
     if rq.segment.empty:
@@ -406,7 +497,7 @@ def _path_refs(rq: Request, row: PageRow, settings: dict[str, Any]) -> None:
         items = [{"id": r["name"], **r} if r["name"] else r for r in got["refs"]]
         total = sum(r["count"] for r in items)
         row.refs = _list_rows(rq, items, "ref", max(total, 1), clickable=True)
-        row.refs_more = got["more"]
+        row.refs_more = rq.link(more="refs") if got["more"] and rq.more != "refs" else ""
 
 
 # Lists -----------------------------------------------------------------------------
@@ -434,6 +525,8 @@ class ListWidget:
     more_link: str
     note: str = ""
     remove_link: str = ""
+    collected: bool = True  # the site collects what this list is of
+    settings_link: str = ""  # where that is turned on, when the page exists
 
 
 def _label(kind: str, item: dict[str, Any]) -> str:
@@ -467,33 +560,37 @@ def _list_rows(rq: Request, items: list[dict[str, Any]], kind: str | None, whole
 
 def list_widget(rq: Request, name: str, settings: dict[str, Any], whole_hours: int,
                 whole_days: int) -> ListWidget:
+    """A list widget: its list under the request's filters, or the detail of the value
+    it is filtered on, or of the value its `key` setting names (upstream's hidden
+    setting, which makes the widget show that value's detail)."""
     heading, kind, page = LISTS[name]
     conn, site, rng, seg = rq.conn, rq.site, rq.rng, rq.segment
-    limit = int(settings.get("limit") or 6)
+    # Upstream's sizes have no limit setting; their widths are listed six at a time.
+    limit = 6 if kind == "size" else setting_number(settings, "limit", 6, 1, 20)
     if rq.more == name:
         limit = MORE_ROWS
-    if not site["settings"].get("collect", collect.DEFAULT_COLLECT) & COLLECT_FLAGS[kind]:
-        return ListWidget(name, heading, "", [], "",
-                          "Collecting this information is turned off in the site settings.")
+    collected = bool(site["settings"].get("collect", collect.DEFAULT_COLLECT)
+                     & COLLECT_FLAGS[kind])
     whole = whole_hours if kind == "ref" else whole_days
     mine = seg.get(kind)
     others = [d for d in seg.dims if d.kind != kind]
-    detail = mine.value if mine else None
+    pinned = "" if mine is not None else pinned_key(kind, settings)
+    detail = mine.value if mine is not None else (pinned or None)
     q = dims.Query(conn, site["id"], rng, rq.paths)
     got: dict[str, Any] | str
-    if not others and mine is None:
+    if not others and detail is None:
         if kind == "ref":
             got = refs.top_refs(conn, site, rng, rq.paths, limit, 0)
-        elif kind == "location" and settings.get("key"):
-            detail = str(settings["key"])
-            got = dims.location(q, detail, limit, 0)
-            heading = DETAIL_HEADINGS["location"].format(dims.country_name(detail))
         elif kind == "size" and rq.sizes is not None:
             got = rq.sizes  # the five classes, already read for the percentages
         else:
             got = dims.LISTS[page](q, limit, 0)
-    elif not others and mine is not None:
-        got = _detail(rq, q, kind, mine.value, limit, whole)
+    elif not others and pinned and kind == "ref":
+        got = refs.ref_paths(conn, site["id"], pinned, rng, rq.paths, limit, 0)
+    elif not others and detail is not None:
+        got = _detail(rq, q, kind, detail, limit, whole)
+    elif pinned and kind == "ref":
+        got = NOTE_REF_PATHS
     else:
         raw = rq.raw()
         got = raw if isinstance(raw, str) else rawhits.items(conn, site, raw, kind, detail,
@@ -506,12 +603,32 @@ def list_widget(rq: Request, name: str, settings: dict[str, Any], whole_hours: i
     if mine is not None:
         heading = DETAIL_HEADINGS[kind].format(_value_name(kind, mine.value, conn, site))
         remove = rq.link(**{kind: None})
+    elif pinned:
+        heading = PINNED_HEADINGS.get(kind, DETAIL_HEADINGS[kind]).format(
+            _value_name(kind, pinned, conn, site))
+    out = ListWidget(name, heading, "", [], "", remove_link=remove, collected=collected,
+                     settings_link=rq.settings_link)
     if isinstance(got, str):
-        return ListWidget(name, heading, "", [], "", got, remove)
-    rows = _list_rows(rq, got["stats"], kind, whole,
-                      clickable=mine is None and not (kind == "location" and detail))
-    more = rq.link(more=name) if got.get("more") and rq.more != name else ""
-    return ListWidget(name, heading, "", rows, more, "", remove)
+        out.note = got
+        return out
+    out.rows = _list_rows(rq, got["stats"], kind, whole, clickable=detail is None)
+    out.more_link = rq.link(more=name) if got.get("more") and rq.more != name else ""
+    return out
+
+
+def pinned_key(kind: str, settings: dict[str, Any]) -> str:
+    """The value a list widget's `key` setting pins it to, if it is one the widget can
+    show the detail of (a country code, a size class, a campaign number, a name)."""
+    key = setting_key(settings)
+    if not key or len(key) > segments.MAX_TEXT or kind == "language":
+        return ""
+    if kind == "location":
+        return key.upper() if len(key) == 2 and key.isascii() and key.isalpha() else ""
+    if kind == "size":
+        return key if key in SIZE_NAMES and key != "unknown" else ""
+    if kind == "campaign":
+        return key if key.isascii() and key.isdigit() and int(key) > 0 else ""
+    return key
 
 
 def _one(name: str, count: int, ident: str | None = None) -> dict[str, Any]:
@@ -580,9 +697,9 @@ def build(rq: Request, widgets: list[dict[str, Any]]) -> list[Any]:
         if name == "totalpages":
             out.append(top)
         elif name == "pages":
-            out.append(pages_widget(rq, conf, top.visits))
+            out.append(pages_widget(rq, conf, top.all_visits))
         elif name in LISTS:
-            out.append(list_widget(rq, name, conf, top.visits, whole_days))
+            out.append(list_widget(rq, name, conf, top.all_visits, whole_days))
     if "totalpages" not in seen:
         out.insert(0, top)
     return out

@@ -123,3 +123,18 @@ def exclude(conn: sqlite3.Connection, site_id: int, values: list[str], names: bo
     if not values:
         return []
     return by_name(conn, site_id, values) if names else parse_ids(values, "exclude_paths")
+
+
+def without_events(conn: sqlite3.Connection, site_id: int, paths: PathSet) -> PathSet | None:
+    """The paths of `paths` that aren't events, or None when none of them is an event
+    (so that a site without events keeps the cheaper site-wide reads)."""
+    if paths.nothing:
+        return None
+    events = set(matching(conn, site_id, "is:event"))
+    if paths.ids is not None:
+        events.intersection_update(paths.ids)
+    if not events:
+        return None
+    if paths.ids is None:
+        return PathSet(tuple(matching(conn, site_id, "is:pageview")))
+    return PathSet(tuple(i for i in paths.ids if i not in events))

@@ -181,8 +181,8 @@ def _stat(ident: str, name: str, count: int) -> dict[str, Any]:
 def items(conn: sqlite3.Connection, site: dict[str, Any], counts: Counts, kind: str,
           detail: str | None, limit: int) -> dict[str, Any]:
     """The list of one kind among the matching hits; with `detail` (the value this kind
-    is filtered on), what the API's detail of that value lists (versions, regions,
-    widths, sources)."""
+    is filtered on, or the one a widget is set to show), what the API's detail of that
+    value lists (versions, regions, widths, sources) among them."""
     found = counts.lists[kind]
     if kind == "ref":
         return _refs(conn, site, found, limit)
@@ -193,6 +193,8 @@ def items(conn: sqlite3.Connection, site: dict[str, Any], counts: Counts, kind: 
             if key is None:
                 continue
             name, version = names[key]
+            if detail and name.lower() != detail.lower():
+                continue
             grouped[f"{name} {version}".strip() if detail else name] += n
         if detail:
             return _page([{"name": k, "count": n} for k, n in grouped.items() if n], limit)
@@ -200,6 +202,8 @@ def items(conn: sqlite3.Connection, site: dict[str, Any], counts: Counts, kind: 
     if kind == "location":
         grouped = defaultdict(int)
         for key, n in found.items():
+            if detail and key[:2].upper() != detail.upper():
+                continue
             grouped[key if detail else key[:2]] += n
         if detail:
             return _page([{"name": dims.locations.region_name(k) or dims.UNKNOWN, "count": n}
@@ -208,8 +212,9 @@ def items(conn: sqlite3.Connection, site: dict[str, Any], counts: Counts, kind: 
                       for k, n in grouped.items() if n], limit)
     if kind == "size":
         if detail:
+            wanted = detail.lower()
             return _page([{"name": f"{dims.WIDTH_PREFIX}{k}px", "count": n}
-                          for k, n in found.items() if n], limit)
+                          for k, n in found.items() if n and size_class(k) == wanted], limit)
         classes: dict[str, int] = dict.fromkeys(SIZE_CLASSES, 0)
         for width, n in found.items():
             classes[size_class(width)] += n
