@@ -141,6 +141,98 @@ def test_the_dashboard_at_each_width_and_theme(server, browser, screenshot, widt
     assert page.errors == []  # type: ignore[attr-defined]
 
 
+def test_a_line_charts_slot_tells_its_number(server, browser, screenshot):
+    """The pages' rows are line charts (upstream's default): each day of a row tells its
+    visits on keyboard focus and on hover, and the arrow keys go from day to day."""
+    from playwright.sync_api import expect
+    page = new_page(browser)
+    open_dashboard(page, server)
+    row = page.locator("tr.page").first
+    chart = row.locator("figure.chart-line")
+    expect(chart).to_be_visible()
+    assert chart.locator("path.line").count() == 1
+    slots = chart.locator(".slot")
+    tip = page.locator("[data-tooltip]")
+    expect(tip).to_be_hidden()
+
+    page.keyboard.press("Tab")  # the page's first focus, then to the row's chart
+    slots.first.focus()
+    expect(tip).to_be_visible()
+    first = slots.first.locator("title").text_content()
+    expect(tip).to_have_text(first)
+    # The slot is marked, over the line.
+    assert slots.first.locator(".hit").evaluate("d => getComputedStyle(d).stroke") \
+        not in ("none", "transparent", "rgba(0, 0, 0, 0)")
+    page.keyboard.press("ArrowRight")
+    second = slots.nth(1).locator("title").text_content()
+    expect(tip).to_have_text(second)
+    assert page.evaluate("document.activeElement.querySelector('title').textContent") == second
+    # The number is the row's for that day, as the table for screen readers says.
+    cells = chart.locator(".sr-only tbody tr").nth(1).locator("th, td")
+    day, visits = cells.nth(0).text_content(), cells.nth(1).text_content()
+    assert second == f"{day}: {visits} visit{'' if visits == '1' else 's'}"
+    page.keyboard.press("End")
+    expect(tip).to_have_text(slots.last.locator("title").text_content())
+    page.keyboard.press("ArrowLeft")
+    screenshot(page, "dashboard-line-focus-1280")
+
+    # The pointer, on a day of the totals.
+    plot = page.locator("#totals figure.chart-line svg.plot")
+    plot.scroll_into_view_if_needed()
+    totals = plot.locator(".slot")
+    count = totals.count()
+    box = plot.bounding_box()
+    # A slot is a line of its width; the middle one of the chart.
+    page.mouse.move(box["x"] + (count // 2 + 0.5) / count * box["width"],
+                    box["y"] + box["height"] / 2)
+    expect(tip).to_have_text(totals.nth(count // 2).locator("title").text_content())
+    assert re.search(r": \d+ visits?, \d+ pageviews?$", tip.text_content())
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def set_widgets(instance: Path, widgets: list[dict] | None) -> list[dict]:
+    """Store the admin's widgets (None: upstream's defaults); returns the ones before."""
+    import json
+
+    from goatcounter.storage import db
+    app = create_app({"INSTANCE": str(instance), "COUNT_IN_BACKGROUND": False})
+    with app.app_context():
+        conn = db.get_db()
+        settings = json.loads(conn.execute("SELECT settings FROM users ORDER BY id LIMIT 1")
+                              .fetchone()[0])
+        before = settings.get("widgets") or []
+        settings["widgets"] = widgets if widgets is not None else before
+        db.write(lambda c: c.execute("UPDATE users SET settings = ? WHERE id ="
+                                     " (SELECT min(id) FROM users)", (json.dumps(settings),)))
+    return before
+
+
+@pytest.mark.parametrize("width", [1280, 375])
+def test_the_totals_chart_lines_up_with_the_pages_when_set_to(server, browser, screenshot,
+                                                             width):
+    from playwright.sync_api import expect
+    before = set_widgets(server.instance, None)
+    aligned = [dict(w, s={**(w.get("s") or {}), "align": True})
+               if w.get("n") == "totalpages" else w for w in before]
+    set_widgets(server.instance, aligned)
+    try:
+        page = new_page(browser, width)
+        open_dashboard(page, server)
+        expect(page.locator("#totals.is-aligned")).to_be_visible()
+        totals = page.locator("#totals svg.plot").bounding_box()
+        row = page.locator("tr.page").first.locator("svg.plot").bounding_box()
+        assert abs(totals["x"] - row["x"]) < 1, (totals, row)
+        assert abs(totals["x"] + totals["width"] - row["x"] - row["width"]) < 1, (totals, row)
+        if width == 1280:
+            # Not the full width: the page columns come first.
+            assert totals["x"] > 300
+        screenshot(page, f"dashboard-aligned-{width}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        assert page.errors == []  # type: ignore[attr-defined]
+    finally:
+        set_widgets(server.instance, before)
+
+
 def test_the_page_works_without_javascript(server, browser):
     from playwright.sync_api import expect
     context = new_context(browser, java_script_enabled=False)
