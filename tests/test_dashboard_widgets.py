@@ -12,7 +12,7 @@ import sqlite3
 from typing import Any
 
 import pytest
-from flask import Blueprint, Flask
+from flask import Flask
 
 from goatcounter.dashboard.formatting import Formats
 from goatcounter.storage import db
@@ -416,20 +416,14 @@ def test_a_widget_says_when_its_data_isnt_collected(app, flag, off):
     assert said == off
     for name in off:
         note = re.search(r'<p class="note note-collect">(.*?)</p>', parts[name], re.S).group(1)
-        # No settings page on this server yet: no link to one.
-        assert " ".join(note.split()) == f"{NOT_COLLECTED} disabled in settings."
+        assert " ".join(note.split()) == f'{NOT_COLLECTED} <a href="{SETTINGS}">disabled in' \
+            " settings</a>."
 
 
-def with_settings_page(app: Flask) -> None:
-    """A stand-in for the site settings page where the app has none of its own."""
-    if "settings.main" not in app.view_functions:
-        bp = Blueprint("settings", __name__)
-        bp.add_url_rule("/settings/main", "main", lambda: "settings")
-        app.register_blueprint(bp)
+SETTINGS = "/settings/main#section-collect"
 
 
-def test_the_note_links_to_the_site_settings_when_that_page_exists(app):
-    with_settings_page(app)
+def test_the_note_links_to_the_site_settings(app):
     api, site = dashboard_data.setup(app, settings={"collect": 446 & ~2})
     set_widgets(app, [widget("toprefs"), widget("browsers")])
     parts = sections(dashboard(signed_in(app, site), HOST, MONTH))
@@ -443,10 +437,19 @@ def test_the_note_links_to_the_site_settings_when_that_page_exists(app):
 
 
 def test_a_public_viewer_gets_no_settings_link(app):
-    with_settings_page(app)
     dashboard_data.setup(app, settings={"collect": 446 & ~2, "public": "public"})
     page = dashboard(app.test_client(), HOST, MONTH)
     assert NOT_COLLECTED in page and "/settings/main" not in page
+
+
+def test_a_read_only_user_gets_no_settings_link(app):
+    # The site settings page needs access "s": the note names the setting, links nowhere.
+    _, site = dashboard_data.setup(app, settings={"collect": 446 & ~2})
+    with app.app_context():
+        db.write(lambda c: c.execute("""UPDATE users SET access = '{"all":"r"}'"""))
+    part = sections(dashboard(signed_in(app, site), HOST, MONTH))["w-toprefs"]
+    assert NOT_COLLECTED in part and "/settings/main" not in part
+    assert "disabled in settings." in " ".join(part.split())
 
 
 # Query plans ---------------------------------------------------------------------------
