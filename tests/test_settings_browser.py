@@ -33,7 +33,7 @@ def count(server: LiveServer, *paths: str) -> None:
 
 def test_site_setting_shows_in_the_api(signed_in_page, live_server):
     page, server = signed_in_page, live_server
-    page.get_by_role("link", name="Settings").click()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Settings").click()
     page.wait_for_url(server.url + "/settings/main")
     page.get_by_label("Ignore pageviews from these addresses").fill("192.0.2.300")
     page.get_by_role("button", name="Save").click()
@@ -90,7 +90,7 @@ def test_add_a_read_only_user_and_sign_in_as_them(browser, signed_in_page, live_
         sign_in(reader, server, "reader@example.com", password)
         assert reader.get_by_role("heading", level=1).inner_text() == "Dashboard"
         # Their Settings are their own preferences; the site's are not for them.
-        reader.get_by_role("link", name="Settings").click()
+        reader.get_by_role("navigation", name="Main").get_by_role("link", name="Settings").click()
         reader.wait_for_url(server.url + "/user/pref")
         assert reader.get_by_role("link", name="Users").count() == 0
         with reader.expect_response(server.url + "/settings/main") as reply:
