@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sqlite3
@@ -16,6 +15,41 @@ from goatcounter.accounts import sites, tokens, users
 from goatcounter.counting import pending
 from goatcounter.counting.pipeline import referrers
 from goatcounter.storage import db
+from tests import engines
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--engine", choices=engines.ENGINES, default=None,
+                     help="database engine of every test (default: sqlite, or"
+                          " GOATCOUNTER_TEST_ENGINE); postgresql needs"
+                          " GOATCOUNTER_TEST_POSTGRESQL=postgresql://... (a server where"
+                          " databases may be created)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    engines.configure(config.getoption("--engine") or os.environ.get("GOATCOUNTER_TEST_ENGINE"))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return engines.header()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    engines.select(items)
+
+
+@pytest.fixture(autouse=True)
+def _engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """On a PostgreSQL run, a database of the test's own, cloned from a migrated
+    template, named in GOATCOUNTER_DB so that every app, server and command the test
+    starts uses it."""
+    if engines.ENGINE != "postgresql":
+        yield
+        return
+    url = engines.fresh_database()
+    monkeypatch.setenv("GOATCOUNTER_DB", url)
+    yield
+    engines.drop_database(url)
 
 # The browser harness: Chromium through Playwright, live servers, screenshots.
 pytest_plugins = ["tests.browser"]
@@ -125,10 +159,13 @@ class Client(FlaskClient):
 
 
 @pytest.fixture
-def app(app_config) -> Flask:
+def app(app_config) -> Iterator[Flask]:
     app = create_app(app_config)
     app.test_client_class = Client
-    return app
+    yield app
+    # PostgreSQL pools hold connections (and threads) until closed.
+    if app.config.get("DB_URL"):
+        app.extensions["goatcounter_db"].close()
 
 
 @pytest.fixture
@@ -143,14 +180,13 @@ def runner(app: Flask):
 
 def query(app: Flask, sql: str, args: dict[str, Any] | tuple = (), *,
           drain: bool = True) -> list[sqlite3.Row]:
-    """Rows of `sql` on the app's database, read on a connection of the test's own (after
-    counting the pixel pageviews still in the spool, as the API's reads do)."""
+    """Rows of `sql` (SQLite's dialect, as all our SQL) on the app's database, read on a
+    connection of the test's own (after counting the pixel pageviews still in the spool,
+    as the API's reads do)."""
     if drain:
         with app.app_context():
             pending.drain()
-    with contextlib.closing(sqlite3.connect(app.config["DB_PATH"])) as conn:
-        conn.row_factory = sqlite3.Row
-        return conn.execute(sql, args).fetchall()
+    return engines.query(app, sql, args)
 
 
 def make_site(app: Flask, cname: str = "stats.example.com", perms: int = tokens.PERM_ALL,

@@ -27,7 +27,7 @@ from goatcounter.counting.pipeline.process import Hit
 from goatcounter.stats import hitlist, ranges, render
 from goatcounter.stats.hitlist import month_parts
 from goatcounter.storage import db
-from tests import scenario
+from tests import engines, scenario
 from tests.conftest import API, assert_error, assert_errors, make_site
 from tests.scenario import ORACLE_TOKEN
 
@@ -968,7 +968,7 @@ def test_visitors_count_each_session_once(tmp_path):
             {"path": path, "session": session, "created_at": f"{day}T10:00:00Z"}]}).status_code \
             == 202
     # Visits without a session each count as a visitor.
-    sql_write(app, "UPDATE sites SET settings = json_set(settings, '$.collect', 318)")
+    engines.set_json(app, "sites", "settings", "collect", 318)
     with app.app_context():
         site = sites.get(db.get_db(), site["id"])
     from goatcounter.counting import store
