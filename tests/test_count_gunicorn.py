@@ -19,9 +19,11 @@ from tests.servers import gunicorn
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     instance = str(tmp_path_factory.mktemp("count-gunicorn"))
-    app = create_app({"INSTANCE": instance})
+    own = engines.own_database()
+    app = create_app({"INSTANCE": instance, **own})
     site, token = make_site(app, cname="127.0.0.1", settings={"ignore_ips": "203.0.113.7"})
-    with gunicorn(instance, workers=3, env={"GOATCOUNTER_RATELIMIT": NO_LIMITS}) as base:
+    with gunicorn(instance, workers=3,
+                  env={"GOATCOUNTER_RATELIMIT": NO_LIMITS, **engines.env_of(own)}) as base:
         yield {"base": base, "token": token, "app": app, "site": site}
 
 

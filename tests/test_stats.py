@@ -42,9 +42,9 @@ def reply(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / "replies" / f"{name}.json").read_text(encoding="utf-8"))
 
 
-def new_app(tmp: Path) -> Flask:
+def new_app(tmp: Path, extra: dict[str, Any] | None = None) -> Flask:
     return create_app({"INSTANCE": str(tmp), "TESTING": True, "SECRET_KEY": "test",
-                       "RATELIMIT": NO_LIMITS})
+                       "RATELIMIT": NO_LIMITS, **(extra or {})})
 
 
 def send(client: FlaskClient, req: dict[str, Any]):
@@ -65,7 +65,7 @@ def count_scenario(client: FlaskClient) -> None:
 @pytest.fixture(scope="module")
 def oracle_app(tmp_path_factory) -> Flask:
     """The recorded scenario's hits, counted at the recording's time (read-only)."""
-    app = new_app(tmp_path_factory.mktemp("oracle"))
+    app = new_app(tmp_path_factory.mktemp("oracle"), engines.own_database())
     scenario.oracle_site(app)
     clock.freeze(RECORDED)
     try:

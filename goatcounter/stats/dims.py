@@ -65,8 +65,11 @@ class Query:
         site_table, path_table, key = TABLES[page]
         table = site_table if self.paths.everything else path_table
         cond = "" if self.paths.everything else " AND " + IN_PATHS
-        return (f"SELECT {key} AS key, total FROM {table} WHERE site_id = :site"
-                f" AND day >= :d0 AND day <= :d1{cond}{where}")
+        rows = (f"SELECT {key} AS key, total FROM {table} WHERE site_id = :site"
+                f" AND day >= :d0 AND day <= :d1{cond}")
+        # `where` names the column `key`, which only the outer select may (both engines
+        # fold the two selects into one).
+        return f"SELECT key, total FROM ({rows}) k WHERE true{where}" if where else rows
 
     def rows(self, sql: str, **args: Any) -> list[sqlite3.Row]:
         if self.paths.nothing:

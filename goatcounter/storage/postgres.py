@@ -404,6 +404,15 @@ def tables(conn: Connection) -> list[str]:
     return [r[0] for r in rows]
 
 
+def tables_by_age(conn: Connection) -> list[str]:
+    """The tables, oldest first: a table refers only to tables made before it, so rows
+    copied in this order always find what they refer to."""
+    rows = conn.raw.execute(
+        "SELECT relname FROM pg_class WHERE relkind = 'r'"
+        " AND relnamespace = current_schema()::regnamespace ORDER BY oid")
+    return [r[0] for r in rows]
+
+
 def set_sequences(conn: Connection) -> None:
     """Move every identity sequence past the largest id in its table (after rows were
     copied in with their ids)."""
