@@ -227,6 +227,16 @@ def connect(app: Flask) -> Any:
     return db.connect(app.config.get("DB_URL") or app.config["DB_PATH"])
 
 
+def query_url(url: str, sql: str, args: Any = ()) -> list[Any]:
+    """Rows of `sql` on the database at `url` (a SQLite file or a postgresql:// URL)."""
+    from goatcounter.storage import db
+    conn = db.connect(url)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
 def query(app: Flask, sql: str, args: Any = ()) -> list[Any]:
     """Rows of `sql` on the app's database, on a connection of its own."""
     from goatcounter.storage import db
