@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from goatcounter.counting import pending
 from tests import scenario
 
@@ -57,6 +59,7 @@ def test_the_plan_check_judges_every_statement(app):
         ("SELECT * FROM no_such_table", "not explained")]
 
 
+@pytest.mark.sqlite_only("SQLite's EXPLAIN QUERY PLAN")
 def test_counting_never_scans_a_growing_table(app):
     api = scenario.setup(app)
     statements: list[str] = []

@@ -769,6 +769,7 @@ BIG_TABLES = {"hits", "hit_counts", "site_counts", "path_days", "path_months", "
                                       "campaign") for k in ("stats", "days"))}
 
 
+@pytest.mark.sqlite_only("traces SQLite connections and reads SQLite's plans")
 def test_queries_read_by_index(tmp_path, monkeypatch):
     """Every stats query finds its rows through a key or an index: no table of the
     aggregates (or of hits) is read whole."""
