@@ -275,8 +275,9 @@ class ListParam(list):
 sqlite3.register_adapter(ListParam, lambda v: json.dumps(list(v)))
 
 
-def list_param(values: Iterable[Any]) -> ListParam:
-    """The value of a list parameter used with `in_list`."""
+def list_param(values: Iterable[Any]) -> Any:
+    """The value of a list parameter used with `in_list` (a ListParam: the callers keep it
+    as an opaque value, as they kept SQLite's JSON text)."""
     return ListParam(values)
 
 

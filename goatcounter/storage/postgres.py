@@ -165,7 +165,7 @@ class Row(tuple):
 
     _index: dict[str, int] = {}  # noqa: RUF012 (set per result shape)
 
-    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+    def __getitem__(self, key: Any) -> Any:
         if isinstance(key, str):
             return tuple.__getitem__(self, self._index[key])
         return tuple.__getitem__(self, key)
@@ -312,8 +312,7 @@ class Connection:
 
 
 def _configure(raw: psycopg.Connection) -> None:
-    raw.adapters.types  # noqa: B018 (make sure the map exists before copying into it)
-    raw.row_factory = _row_factory  # type: ignore[assignment]
+    raw.row_factory = _row_factory
     raw.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}")
     raw.execute("SET TIME ZONE 'UTC'")
 
