@@ -291,7 +291,8 @@ def test_a_huge_line_takes_little_memory(fresh, tmp_path):
                "    peak = status.split('VmHWM:')[1].split()[0]\n"
                "    print(f'peak {peak}', file=sys.stderr)\n")
     env = {**os.environ, "GOATCOUNTER_INSTANCE": fresh.instance_path,
-           "GOATCOUNTER_SECRET_KEY": "test-secret", "PYTHONPATH": str(ROOT)}
+           "GOATCOUNTER_SECRET_KEY": "test-secret", "PYTHONPATH": str(ROOT),
+           "GOATCOUNTER_DB": fresh.config["DB_URL"] or fresh.config["DB_PATH"]}
     run = subprocess.run([sys.executable, "-c", measure, str(path)], env=env,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 1, run.stderr

@@ -45,6 +45,7 @@ def _plans(conn: sqlite3.Connection, statements: list[str]) -> tuple[int, list[t
     return explained, problems
 
 
+@pytest.mark.sqlite_only("checks the SQLite plan check")
 def test_the_plan_check_judges_every_statement(app):
     """The check itself: a scan under a LIMIT and a statement it can't explain both count
     against the code, and only transaction control goes unexplained."""

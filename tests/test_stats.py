@@ -121,7 +121,8 @@ def stored_visitors(app: Flask, first_day: str, last_day: str) -> int:
     """Unique visitors counted from the stored hits: sessions of first visits on those
     UTC days, each once."""
     d0, d1 = utc(first_day), utc(last_day)
-    rows = sql(app, "SELECT count(DISTINCT session), sum(session IS NULL) FROM hits"
+    rows = sql(app, "SELECT count(DISTINCT session),"
+                    " sum(CASE WHEN session IS NULL THEN 1 ELSE 0 END) FROM hits"
                     " WHERE first_visit = 1 AND created_at >= ? AND created_at < ?",
                (d0, d1 + 86400))
     return rows[0][0] + (rows[0][1] or 0)

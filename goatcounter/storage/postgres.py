@@ -74,7 +74,7 @@ def is_disconnect(exc: BaseException) -> bool:
 
 _TOKENS = re.compile(r"""'(?:[^']|'')*'|"[^"]*"|::|:([A-Za-z_]\w*)|\?|%""")
 _IN_LIST = re.compile(
-    r"(?P<col>[\w.]+(?:\([\w.]+\))?(?: COLLATE NOCASE)?) (?P<neg>NOT )?IN"
+    r"(?P<col>\+?[\w.]+(?:\([\w.]+\))?(?: COLLATE NOCASE)?) (?P<neg>NOT )?IN"
     r" \(SELECT value FROM json_each\(:(?P<p>\w+)\)\)")
 # lower() of a parameter folds as lower() of a "C" column does: ASCII only.
 _LOWER_PARAM = re.compile(r"lower\(:(\w+)\)")
@@ -103,8 +103,10 @@ def _group_concat(text: str) -> str:
 
 
 def _dialect(text: str) -> str:
-    text = _IN_LIST.sub(lambda m: ("NOT " if m["neg"] else "") + f"({m['col']} = ANY(:{m['p']}))",
-                        text)
+    # A leading + (SQLite's way of keeping an index out of a plan) has no meaning here,
+    # and none on text.
+    text = _IN_LIST.sub(lambda m: ("NOT " if m["neg"] else "")
+                        + f"({m['col'].lstrip('+')} = ANY(:{m['p']}))", text)
     text = _NOCASE.sub(r'lower(\1 COLLATE "C")', text)
     text = _BINARY.sub('COLLATE "C"', text)
     text = _LIKE.sub("ILIKE", text)
