@@ -44,7 +44,7 @@ def plan(source: sqlite3.Connection, target: Any) -> list[tuple[str, list[str], 
 
 
 # Rows the migrations put in (the empty referrer): not data of a site.
-SEEDED = {"refs": 1}
+SEEDED = {"refs": 1, "id_epoch": 1}
 
 
 def occupied(target: Any) -> list[str]:

@@ -76,6 +76,8 @@ _TOKENS = re.compile(r"""'(?:[^']|'')*'|"[^"]*"|::|:([A-Za-z_]\w*)|\?|%""")
 _IN_LIST = re.compile(
     r"(?P<col>\+?[\w.]+(?:\([\w.]+\))?(?: COLLATE NOCASE)?) (?P<neg>NOT )?IN"
     r" \(SELECT value FROM json_each\(:(?P<p>\w+)\)\)")
+# `:x IS NULL` can't be typed when x is None: it asks a companion parameter instead.
+_PARAM_NULL = re.compile(r":(\w+) IS (NOT )?NULL\b")
 # lower() of a parameter folds as lower() of a "C" column does: ASCII only.
 _LOWER_PARAM = re.compile(r"lower\(:(\w+)\)")
 _NOCASE = re.compile(r"([\w.:]+) COLLATE NOCASE")
@@ -84,6 +86,7 @@ _BINARY = re.compile(r"COLLATE BINARY")
 _LIKE = re.compile(r"\bLIKE\b")
 _BEGIN_AGG = "group_concat("
 
+NULL_SUFFIX = "__is_null"
 _translated: dict[str, str] = {}
 _translated_lock = threading.Lock()
 
@@ -110,6 +113,7 @@ def _dialect(text: str) -> str:
     text = _NOCASE.sub(r'lower(\1 COLLATE "C")', text)
     text = _BINARY.sub('COLLATE "C"', text)
     text = _LIKE.sub("ILIKE", text)
+    text = _PARAM_NULL.sub(lambda m: f"(:{m[1]}{NULL_SUFFIX} = {0 if m[2] else 1})", text)
     text = _LOWER_PARAM.sub(r'lower(:\1 COLLATE "C")', text)
     return _group_concat(text)
 
@@ -145,7 +149,9 @@ def _params(args: Any) -> Any:
     if not args:
         return ()
     if isinstance(args, dict):
-        return {k: _value(v) for k, v in args.items()}
+        out = {k: _value(v) for k, v in args.items()}
+        out.update({k + NULL_SUFFIX: int(v is None) for k, v in args.items()})
+        return out
     return [_value(v) for v in args]
 
 
