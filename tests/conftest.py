@@ -38,15 +38,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     engines.select(items)
 
 
-@pytest.fixture(autouse=True)
-def _engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """On a PostgreSQL run, a database of the test's own, cloned from a migrated
-    template, named in GOATCOUNTER_DB so that every app, server and command the test
-    starts uses it."""
+@pytest.fixture(scope="module", autouse=True)
+def _engine_module() -> Iterator[None]:
+    """On a PostgreSQL run, the run's database emptied before a module's own fixtures
+    (a server shared by the module's tests, say) fill it, and named in GOATCOUNTER_DB so
+    that every app, server and command started uses it."""
     if engines.ENGINE != "postgresql":
         yield
         return
-    monkeypatch.setenv("GOATCOUNTER_DB", engines.fresh_database())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GOATCOUNTER_DB", engines.fresh_database())
+        yield
+
+
+def _uses_module_fixture(request: pytest.FixtureRequest) -> bool:
+    defs = request.node._fixtureinfo.name2fixturedefs  # type: ignore[attr-defined]
+    return any(d.scope == "module" and d.baseid.startswith("tests") and d.argname
+               != "_engine_module" for ds in defs.values() for d in ds)
+
+
+@pytest.fixture(autouse=True)
+def _engine(request: pytest.FixtureRequest) -> Iterator[None]:
+    """On a PostgreSQL run, every test starts on an empty database (as on SQLite, where
+    each has a file of its own), unless it shares its module's fixture, whose data must
+    stay."""
+    if engines.ENGINE == "postgresql" and not _uses_module_fixture(request):
+        engines.fresh_database()
     yield
 
 # The browser harness: Chromium through Playwright, live servers, screenshots.

@@ -261,6 +261,9 @@ def test_idempotent_retry_of_a_partly_failed_batch(app, golden):
     assert len(stored(app)) == 1
 
 
+@pytest.mark.sqlite_only("holds two SQLite connections at a traced moment; on PostgreSQL"
+                        " the writers' advisory lock does the same, and test_two_hosts retries"
+                        " one key on two servers")
 def test_concurrent_retries_of_one_key_count_once(app, golden):
     """Two requests with one key that both find no saved reply (neither has committed
     yet) still count once: the key is looked up again inside the writing transaction."""

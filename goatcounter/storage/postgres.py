@@ -156,6 +156,10 @@ def _params(args: Any) -> Any:
 
 
 def _value(v: Any) -> Any:
+    if isinstance(v, str):
+        # PostgreSQL's text can't hold NUL, which SQLite's can (a path from /count may
+        # have one): it is kept as U+FFFD, the character for one that can't be shown.
+        return v.replace("\x00", "\ufffd") if "\x00" in v else v
     if isinstance(v, list):
         # A list parameter (db.list_param) is an array of one type: ids are whole
         # numbers, names are text.
@@ -441,4 +445,4 @@ def copy_rows(conn: Connection, table: str, names: Sequence[str],
         pgsql.Identifier(table), pgsql.SQL(", ").join(map(pgsql.Identifier, names)))
     with conn.raw.cursor().copy(query) as copy:
         for row in rows:
-            copy.write_row([bytes(v) if isinstance(v, memoryview) else v for v in row])
+            copy.write_row([_value(v) for v in row])
