@@ -30,7 +30,7 @@ from goatcounter import clock, create_app
 from goatcounter.accounts import sites, tokens, users
 from goatcounter.counting import aggregates
 from goatcounter.counting.pipeline.process import Hit
-from goatcounter.storage import db
+from goatcounter.storage import copy, db
 
 DAY = 86400
 HOST = "stats.example.com"
@@ -174,14 +174,19 @@ def measure(client, path: str, headers: dict[str, str], runs: int) -> list[float
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=30, help="timed requests per endpoint")
-    ap.add_argument("--db", help="database file to build once and reuse")
+    ap.add_argument("--db", help="database file to build once and reuse, or a postgresql://"
+                    " URL: the SQLite database (--sqlite) is copied into it with db copy,"
+                    " measured there, and every answer compared with SQLite's")
+    ap.add_argument("--sqlite", help="with a postgresql:// --db: the SQLite file to build"
+                    " once and reuse")
     ap.add_argument("--hits", type=int, default=1_000_000)
     ap.add_argument("--paths", type=int, default=10_000)
     ap.add_argument("--days", type=int, default=90)
     args = ap.parse_args()
 
     tmp = None
-    path = args.db
+    url = args.db if args.db and db.is_postgresql(args.db) else None
+    path = args.sqlite if url else args.db
     if not path:
         tmp = tempfile.TemporaryDirectory(prefix="gc-stats-bench-")
         path = os.path.join(tmp.name, "bench.sqlite3")
@@ -193,11 +198,22 @@ def main() -> None:
         build(path, args.hits, args.paths, args.days)
         print(f"  built in {time.perf_counter() - t:.0f} s", file=sys.stderr)
 
-    app = create_app({"INSTANCE": os.path.dirname(path), "DB": path, "SECRET_KEY": "bench",
-                      "RATELIMIT": "api:none,api-count:none,export:none,count:none"})
+    lite = db.connect(path)
+    token, last_day = lite.execute("SELECT token, last_day FROM bench").fetchone()
+    if url:
+        target = db.connect(url)
+        t = time.perf_counter()
+        copied = copy.copy(lite, target, force=True)
+        target.raw.execute("VACUUM ANALYZE")
+        target.close()
+        print(f"copied {sum(copied.values()):,} rows into {url} in"
+              f" {time.perf_counter() - t:.0f} s (db copy)", file=sys.stderr)
+    lite.close()
+    limits = "api:none,api-count:none,export:none,count:none"
+    app = create_app({"INSTANCE": os.path.dirname(path), "DB": url or path, "SECRET_KEY": "bench",
+                      "RATELIMIT": limits})
     with app.app_context():
         conn = db.get_db()
-        token, last_day = conn.execute("SELECT token, last_day FROM bench").fetchone()
         stats = conn.execute(
             "SELECT count(*), sum(pageviews), sum(total) FROM hit_counts").fetchone()
         top = [r[0] for r in conn.execute(
@@ -255,6 +271,17 @@ def main() -> None:
         worst = max(worst, p50)
         print(f"{name:34} {p50:8.2f} {percentile(times, 0.95):8.2f} {p50 / base50:13.1f}")
     print(f"\nslowest p50: {worst:.2f} ms (floor 100 ms, aim 20 ms)")
+    if url:
+        # The same questions to the SQLite database the copy came from.
+        lite_app = create_app({"INSTANCE": os.path.dirname(path), "DB": path,
+                               "SECRET_KEY": "bench", "RATELIMIT": limits})
+        other = lite_app.test_client()
+        same = [name for name, u in endpoints
+                if client.get(u, headers=headers).get_json()
+                == other.get(u, headers=headers).get_json()]
+        differ = [name for name, _ in endpoints if name not in same]
+        print(f"answers equal to SQLite's: {len(same)}/{len(endpoints)} endpoints"
+              + (f"; differ: {', '.join(differ)}" if differ else ""))
     if tmp:
         tmp.cleanup()
 

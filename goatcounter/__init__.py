@@ -22,7 +22,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.update(test_config)
     os.makedirs(app.instance_path, exist_ok=True)
 
-    app.config["DB_PATH"] = server_config.resolve(app.instance_path, app.config["DB"])
+    if app.config["DB"].startswith(("postgresql://", "postgres://")):
+        app.config["DB_URL"] = app.config["DB"]
+        # Files of this host alone (the pixel spool, rate-limit counters) are named after
+        # this path, in the instance folder.
+        app.config["DB_PATH"] = os.path.join(app.instance_path, "goatcounter")
+    else:
+        app.config["DB_URL"] = ""
+        app.config["DB_PATH"] = server_config.resolve(app.instance_path, app.config["DB"])
     app.config["EXPORT_PATH"] = server_config.resolve(app.instance_path, app.config["EXPORT_DIR"])
     app.config["IMPORT_PATH"] = server_config.resolve(app.instance_path, app.config["IMPORT_DIR"])
     app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_BODY"]

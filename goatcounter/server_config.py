@@ -9,7 +9,8 @@ from typing import Any
 # Every setting the server reads, with its default. The environment variable for a
 # setting is GOATCOUNTER_<NAME>; its type is the type of the default.
 DEFAULTS: dict[str, Any] = {
-    # SQLite database file; relative paths are taken from the instance folder.
+    # SQLite database file (relative paths are taken from the instance folder), or a
+    # postgresql:// URL (libpq's form, socket folders included).
     "DB": "goatcounter.sqlite3",
     # Named rate limits, "name:requests/seconds" joined with commas; "name:none" turns
     # one off. Names as upstream: api, api-count, export, count; auth (API requests whose

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sqlite3
@@ -16,6 +15,56 @@ from goatcounter.accounts import sites, tokens, users
 from goatcounter.counting import pending
 from goatcounter.counting.pipeline import referrers
 from goatcounter.storage import db
+from tests import engines
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--engine", choices=engines.ENGINES, default=None,
+                     help="database engine of every test (default: sqlite, or"
+                          " GOATCOUNTER_TEST_ENGINE); postgresql needs"
+                          " GOATCOUNTER_TEST_POSTGRESQL=postgresql://... (a server where"
+                          " databases may be created)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    engines.configure(config.getoption("--engine") or os.environ.get("GOATCOUNTER_TEST_ENGINE"))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return engines.header()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    engines.select(items)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _engine_module() -> Iterator[None]:
+    """On a PostgreSQL run, the run's database emptied before a module's own fixtures
+    (a server shared by the module's tests, say) fill it, and named in GOATCOUNTER_DB so
+    that every app, server and command started uses it."""
+    if engines.ENGINE != "postgresql":
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GOATCOUNTER_DB", engines.fresh_database())
+        yield
+
+
+def _uses_module_fixture(request: pytest.FixtureRequest) -> bool:
+    defs = request.node._fixtureinfo.name2fixturedefs  # type: ignore[attr-defined]
+    return any(d.scope == "module" and d.baseid.startswith("tests") and d.argname
+               != "_engine_module" for ds in defs.values() for d in ds)
+
+
+@pytest.fixture(autouse=True)
+def _engine(request: pytest.FixtureRequest) -> Iterator[None]:
+    """On a PostgreSQL run, every test starts on an empty database (as on SQLite, where
+    each has a file of its own), unless it shares its module's fixture, whose data must
+    stay."""
+    if engines.ENGINE == "postgresql" and not _uses_module_fixture(request):
+        engines.fresh_database()
+    yield
 
 # The browser harness: Chromium through Playwright, live servers, screenshots.
 pytest_plugins = ["tests.browser"]
@@ -51,7 +100,9 @@ def _ci_message(reason: str) -> str:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     report = yield
-    if in_ci() and report.skipped and not hasattr(report, "wasxfail"):
+    # The tests about SQLite itself are left out of a PostgreSQL run on purpose.
+    left_out = engines.ENGINE == "postgresql" and item.get_closest_marker("sqlite_only")
+    if in_ci() and report.skipped and not hasattr(report, "wasxfail") and not left_out:
         # Reported as a failure (or an error, when the skip came from a fixture or a
         # skipif mark, i.e. during setup) with the skip's reason.
         report.outcome = "failed"
@@ -125,10 +176,13 @@ class Client(FlaskClient):
 
 
 @pytest.fixture
-def app(app_config) -> Flask:
+def app(app_config) -> Iterator[Flask]:
     app = create_app(app_config)
     app.test_client_class = Client
-    return app
+    yield app
+    # PostgreSQL pools hold connections (and threads) until closed.
+    if app.config.get("DB_URL"):
+        app.extensions["goatcounter_db"].close()
 
 
 @pytest.fixture
@@ -143,14 +197,13 @@ def runner(app: Flask):
 
 def query(app: Flask, sql: str, args: dict[str, Any] | tuple = (), *,
           drain: bool = True) -> list[sqlite3.Row]:
-    """Rows of `sql` on the app's database, read on a connection of the test's own (after
-    counting the pixel pageviews still in the spool, as the API's reads do)."""
+    """Rows of `sql` (SQLite's dialect, as all our SQL) on the app's database, read on a
+    connection of the test's own (after counting the pixel pageviews still in the spool,
+    as the API's reads do)."""
     if drain:
         with app.app_context():
             pending.drain()
-    with contextlib.closing(sqlite3.connect(app.config["DB_PATH"])) as conn:
-        conn.row_factory = sqlite3.Row
-        return conn.execute(sql, args).fetchall()
+    return engines.query(app, sql, args)
 
 
 def make_site(app: Flask, cname: str = "stats.example.com", perms: int = tokens.PERM_ALL,

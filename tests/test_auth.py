@@ -9,6 +9,7 @@ import pytest
 from goatcounter import clock
 from goatcounter.accounts import sites, tokens, users
 from goatcounter.storage import db
+from tests import engines
 from tests.conftest import API, assert_error, make_site, query
 
 
@@ -153,7 +154,7 @@ def test_tokens_are_stored_only_as_hashes(app, site_token):
     _, token = site_token
     with app.app_context():
         conn = db.get_db()
-        dump = "\n".join(conn.iterdump())
+        dump = engines.dump(conn)
         assert token not in dump
         row = conn.execute("SELECT token_hash FROM api_tokens").fetchone()
         assert row["token_hash"] == tokens.hash_token(token)

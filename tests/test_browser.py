@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
-import sqlite3
 import threading
 import time
 import urllib.parse
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests import engines
 from tests.browser import USER_AGENT, LiveServer, console, console_errors, follow_link
 
 if TYPE_CHECKING:
@@ -288,10 +289,9 @@ class Counter:
     server: LiveServer
 
     def query(self, sql: str) -> list[dict[str, Any]]:
-        uri = f"file:{self.server.db_path}?mode=ro"
-        with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
-            conn.row_factory = sqlite3.Row
-            return [dict(row) for row in conn.execute(sql, (self.server.site["id"],))]
+        # The server's database: the run's PostgreSQL (GOATCOUNTER_DB) or its SQLite file.
+        target = os.environ.get("GOATCOUNTER_DB") or str(self.server.db_path)
+        return [dict(row) for row in engines.query_url(target, sql, (self.server.site["id"],))]
 
     def hits(self) -> list[dict[str, Any]]:
         return self.query(

@@ -77,6 +77,7 @@ def test_migrate_is_idempotent(runner):
     assert "database is up to date" in runner.invoke(args=["db", "migrate"]).output
 
 
+@pytest.mark.sqlite_only("db backup copies the SQLite file with SQLite's backup API")
 def test_backup_copies_the_database(app, runner, tmp_path):
     runner.invoke(args=["db", "create", "site", "--vhost", "b.example.com",
                         "--user-email", "x@example.com"])

@@ -3,7 +3,6 @@ another must honour (retries, sessions), and the pixel and API rules hold there 
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import urllib.error
 import urllib.request
@@ -12,6 +11,7 @@ import pytest
 
 from goatcounter import create_app
 from goatcounter.public.pixel import GIF
+from tests import engines
 from tests.conftest import NO_LIMITS, UA, make_site, query
 from tests.servers import gunicorn
 
@@ -19,9 +19,11 @@ from tests.servers import gunicorn
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     instance = str(tmp_path_factory.mktemp("count-gunicorn"))
-    app = create_app({"INSTANCE": instance})
+    own = engines.own_database()
+    app = create_app({"INSTANCE": instance, **own})
     site, token = make_site(app, cname="127.0.0.1", settings={"ignore_ips": "203.0.113.7"})
-    with gunicorn(instance, workers=3, env={"GOATCOUNTER_RATELIMIT": NO_LIMITS}) as base:
+    with gunicorn(instance, workers=3,
+                  env={"GOATCOUNTER_RATELIMIT": NO_LIMITS, **engines.env_of(own)}) as base:
         yield {"base": base, "token": token, "app": app, "site": site}
 
 
@@ -70,7 +72,7 @@ def test_a_visit_spans_workers(server):
         status, _, _ = call(server, "POST", "/api/v0/count", {"hits": [
             {"path": "/visit", "session": "same-visitor"}]})
         assert status == 202
-    conn = sqlite3.connect(server["app"].config["DB_PATH"])
+    conn = engines.connect(server["app"])
     flags = [r[0] for r in conn.execute(
         "SELECT first_visit FROM hits h JOIN paths p ON p.id = h.path_id"
         " WHERE p.path = '/visit' ORDER BY h.id")]

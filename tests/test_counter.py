@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from goatcounter import clock
-from goatcounter.storage import db
+from tests import engines
 from tests.conftest import API, NO_LIMITS, make_site
 
 RATELIMIT = NO_LIMITS
@@ -78,11 +78,7 @@ def test_json_counts(client, counted, url, count):
 
 
 def number_format(app, site_id: int, code: int) -> None:
-    def run(conn):
-        conn.execute("UPDATE sites SET user_defaults = json_set(user_defaults,"
-                     " '$.number_format', :code) WHERE id = :id", {"code": code, "id": site_id})
-    with app.app_context():
-        db.write(run)
+    engines.set_json(app, "sites", "user_defaults", "number_format", code, site_id)
 
 
 def test_numbers_in_the_sites_number_format(app, client, api, counted):

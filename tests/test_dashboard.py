@@ -128,10 +128,11 @@ def test_lists_under_another_dimension_come_from_the_raw_hits(app, site):
     rows = dict(list_rows(parts["w-locations"]))
     want = {r[0]: r[1] for r in query(
         app, "SELECT substr(h.location, 1, 2), count(*) FROM hits h JOIN browsers b"
-             " ON b.id = h.browser_id WHERE b.name = 'Chrome' AND h.first_visit GROUP BY 1")}
+             " ON b.id = h.browser_id WHERE b.name = 'Chrome' AND h.first_visit = 1 GROUP BY 1")}
     assert rows == {"United States": want["US"]}
     people = query(app, "SELECT count(DISTINCT h.session) FROM hits h JOIN browsers b"
-                        " ON b.id = h.browser_id WHERE b.name = 'Chrome' AND h.first_visit")[0][0]
+                        " ON b.id = h.browser_id WHERE b.name = 'Chrome'"
+                        " AND h.first_visit = 1")[0][0]
     assert figures(parts["totals"])["Unique visitors"] == people
     assert figures(parts["totals"])["Pageviews"] == query(
         app, "SELECT count(*) FROM hits h JOIN browsers b ON b.id = h.browser_id"
@@ -301,6 +302,7 @@ def test_hourly_and_daily_charts(app, site):
     assert figures(totals_h) == figures(totals_d)
 
 
+@pytest.mark.sqlite_only("traces SQLite connections and reads SQLite's plans")
 def test_dimension_queries_read_no_table_whole(app, site):
     """Under every kind of filter the page's statements find their rows by index: no
     scan of the hits or any per-path table."""

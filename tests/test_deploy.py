@@ -316,6 +316,7 @@ def test_readme_names_the_files_it_installs():
     assert 'data-goatcounter="https://stats.example.com/count"' in text
 
 
+@pytest.mark.sqlite_only("the README's commands include db backup, which copies the SQLite file")
 def test_readme_goatcounter_commands_work(tmp_path):
     """Every `goatcounter ...` command of the README, in order, on an empty instance."""
     text = README.read_text()

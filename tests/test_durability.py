@@ -52,6 +52,7 @@ class HeldLock:
         return timer
 
 
+@pytest.mark.sqlite_only("WAL and the busy timeout are SQLite's")
 def test_wal_mode_and_busy_timeout(app):
     with app.app_context():
         conn = db.get_db()
@@ -59,6 +60,7 @@ def test_wal_mode_and_busy_timeout(app):
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == db.BUSY_TIMEOUT_MS
 
 
+@pytest.mark.sqlite_only("SQLite's busy timeout against its lock file")
 def test_busy_timeout_covers_the_longest_write(app, api, site_token):
     """The largest writes the server makes (a full count batch, a batch of pending
     pageviews) take a small part of the busy timeout, so a writer waiting behind one of
@@ -122,6 +124,7 @@ def impatient_app(app_config, monkeypatch) -> Flask:
     return create_app(app_config)
 
 
+@pytest.mark.sqlite_only("holds SQLite's write lock file; test_postgresql covers a lost connection")
 def test_database_that_stays_locked_is_a_503(impatient_app):
     app = impatient_app
     site, token = make_site(app)
@@ -174,6 +177,7 @@ def test_other_sqlite_errors_stay_500(app, api, monkeypatch):
 BACKUP_BATCH = 50
 
 
+@pytest.mark.sqlite_only("db backup copies the SQLite file")
 def test_backup_of_a_live_database_is_consistent(app, api, tmp_path):
     # Enough data that copying it takes a while.
     for n in range(20):

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from goatcounter import create_app
 from goatcounter.counting import pending
 from goatcounter.public.pixel import GIF
+from tests import engines
 from tests.conftest import API, NO_LIMITS, UA, make_site, query
 from tests.servers import gunicorn
 
@@ -232,7 +233,8 @@ RUNS = {
 def fuzz_server(tmp_path_factory) -> Iterator[dict[str, Any]]:
     """gunicorn (gunicorn.conf.py, 2 workers) with a site that has data to read."""
     instance = tmp_path_factory.mktemp("fuzz")
-    app = create_app({"INSTANCE": str(instance), "RATELIMIT": NO_LIMITS})
+    own = engines.own_database()
+    app = create_app({"INSTANCE": str(instance), "RATELIMIT": NO_LIMITS, **own})
     site, token = make_site(app, cname="fuzz.example.com")
     api = API(app.test_client(), token, site["cname"])
     hits = [{"path": f"/page/{i}", "title": f"Page {i}", "user_agent": UA, "ip": "81.2.69.160",
@@ -240,7 +242,7 @@ def fuzz_server(tmp_path_factory) -> Iterator[dict[str, Any]]:
             for i in range(20)]
     assert api.post("/api/v0/count", {"hits": hits}).status_code == 202
     assert api.post("/api/v0/export", {}).status_code == 202
-    env = {"GOATCOUNTER_RATELIMIT": NO_LIMITS}
+    env = {"GOATCOUNTER_RATELIMIT": NO_LIMITS, **engines.env_of(own)}
     with gunicorn(str(instance), workers=2, env=env, access_log="-") as base:
         yield {"base": base, "token": token, "host": site["cname"], "instance": instance}
 

@@ -12,7 +12,7 @@ from flask import Flask
 from goatcounter import clock, create_app
 from goatcounter.exports import importer
 from goatcounter.storage import db
-from tests import scenario
+from tests import engines, scenario
 from tests.conftest import API, Client, make_site
 
 HEADER = ("2Path,Title,Event,UserAgent,Browser,System,Session,Bot,Referrer,Referrer scheme,"
@@ -24,7 +24,8 @@ ROW = '/a,A,0,,Firefox 131,Linux ,ab-1,0,,o,"1920,0,1",NL,1,2026-11-20T08:00:00Z
 def fresh(tmp_path) -> Flask:
     """A second, empty server with one site, to import into."""
     app = create_app({"INSTANCE": str(tmp_path / "fresh"), "TESTING": True,
-                      "SECRET_KEY": "test-secret", "COUNT_IN_BACKGROUND": False})
+                      "SECRET_KEY": "test-secret", "COUNT_IN_BACKGROUND": False,
+                      **engines.own_database()})
     app.test_client_class = Client
     _, app.config["TEST_TOKEN"] = make_site(app, cname="127.0.0.1")
     return app
@@ -290,7 +291,8 @@ def test_a_huge_line_takes_little_memory(fresh, tmp_path):
                "    peak = status.split('VmHWM:')[1].split()[0]\n"
                "    print(f'peak {peak}', file=sys.stderr)\n")
     env = {**os.environ, "GOATCOUNTER_INSTANCE": fresh.instance_path,
-           "GOATCOUNTER_SECRET_KEY": "test-secret", "PYTHONPATH": str(ROOT)}
+           "GOATCOUNTER_SECRET_KEY": "test-secret", "PYTHONPATH": str(ROOT),
+           "GOATCOUNTER_DB": fresh.config["DB_URL"] or fresh.config["DB_PATH"]}
     run = subprocess.run([sys.executable, "-c", measure, str(path)], env=env,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 1, run.stderr

@@ -1,13 +1,11 @@
 """Imports that are stopped and run again, or run twice: each row goes in once."""
 from __future__ import annotations
 
-import contextlib
 import gzip
 import os
 import pty
 import select
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -20,7 +18,7 @@ from goatcounter import clock, create_app
 from goatcounter.accounts import sites
 from goatcounter.exports import import_runs, importer
 from goatcounter.storage import db
-from tests import scenario
+from tests import engines, scenario
 from tests.conftest import Client, make_site
 from tests.servers import ROOT
 
@@ -51,21 +49,18 @@ def import_file(app: Flask, path: Path, *args: str):
 
 def paths(app: Flask) -> dict[str, int]:
     """How often each path was stored."""
-    with contextlib.closing(sqlite3.connect(app.config["DB_PATH"])) as conn:
-        return dict(conn.execute("SELECT p.path, count(*) FROM hits h JOIN paths p"
-                                 " ON p.id = h.path_id GROUP BY p.path"))
+    return {r[0]: r[1] for r in engines.query(
+        app, "SELECT p.path, count(*) FROM hits h JOIN paths p ON p.id = h.path_id"
+        " GROUP BY p.path")}
 
 
 def runs(app: Flask) -> list[dict]:
-    with contextlib.closing(sqlite3.connect(app.config["DB_PATH"])) as conn:
-        conn.row_factory = sqlite3.Row
-        return [dict(r) for r in conn.execute("SELECT * FROM imports ORDER BY id")]
+    return [dict(r) for r in engines.query(app, "SELECT * FROM imports ORDER BY id")]
 
 
 def refusals(app: Flask) -> list[tuple[int, int, str]]:
-    with contextlib.closing(sqlite3.connect(app.config["DB_PATH"])) as conn:
-        return list(conn.execute("SELECT import_id, line, reason FROM import_refusals"
-                                 " ORDER BY import_id, line"))
+    return [tuple(r) for r in engines.query(
+        app, "SELECT import_id, line, reason FROM import_refusals ORDER BY import_id, line")]
 
 
 # Stopped at any point --------------------------------------------------------------------
@@ -146,9 +141,8 @@ def _env(app: Flask) -> dict[str, str]:
 
 def _hits(app: Flask) -> int:
     try:
-        with contextlib.closing(sqlite3.connect(app.config["DB_PATH"], timeout=30)) as conn:
-            return conn.execute("SELECT count(*) FROM hits").fetchone()[0]
-    except sqlite3.OperationalError:
+        return engines.query(app, "SELECT count(*) FROM hits")[0][0]
+    except Exception:  # the database may not be there yet
         return 0
 
 

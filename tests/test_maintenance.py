@@ -1,12 +1,10 @@
 """Periodic upkeep: ended sessions, old keys and bots, retention settings, export files."""
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
 
 from goatcounter import clock, create_app, upkeep
-from tests import scenario
+from tests import engines, scenario
 from tests.conftest import API, make_site, query
 
 RATELIMIT = "api:none,api-count:none"
@@ -65,7 +63,7 @@ def test_hit_retention_keeps_the_aggregates(app_config):
         {"path": "/old", "created_at": "2026-09-01T00:00:00Z"}, {"path": "/new"}]})
     run(app)
     assert count(app, "hits") == 1
-    assert sqlite3.connect(app.config["DB_PATH"]).execute(
+    assert engines.connect(app).execute(
         "SELECT sum(pageviews) FROM site_counts").fetchone()[0] == 2
 
 
@@ -77,7 +75,7 @@ def test_site_data_retention_removes_old_hits_and_stats(app, client):
         {"path": "/old", "created_at": "2026-09-01T10:00:00Z"},
         {"path": "/new", "created_at": "2026-11-25T10:00:00Z"}]})
     run(app)
-    conn = sqlite3.connect(app.config["DB_PATH"])
+    conn = engines.connect(app)
     assert conn.execute("SELECT count(*) FROM hits").fetchone()[0] == 1
     assert conn.execute("SELECT sum(pageviews) FROM site_counts").fetchone()[0] == 1
     assert conn.execute("SELECT count(*) FROM hit_counts").fetchone()[0] == 1

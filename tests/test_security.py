@@ -452,6 +452,7 @@ def test_the_secret_is_compared_in_constant_time(app, world, monkeypatch):
     assert calls == [(tokens.hash_token(token), tokens.hash_token(wrong))]
 
 
+@pytest.mark.sqlite_only("traces SQLite connections and reads SQLite's plans")
 def test_tokens_are_found_through_the_prefix_index(app, world):
     statements: list[str] = []
     pool = app.extensions["goatcounter_db"]

@@ -28,7 +28,7 @@ def check(conn: sqlite3.Connection, site: dict[str, Any], email: str,
     email costs the same work (one password hash) as a wrong password."""
     row = conn.execute(
         "SELECT id, password FROM users WHERE site_id = :account AND "
-        + db.nocase("email") + " = :email",
+        + db.nocase("email") + " = " + db.nocase(":email"),
         {"account": sites.account_id(site), "email": email.strip()}).fetchone()
     if not passwords.check_password(row["password"] if row else None, password):
         return None

@@ -32,11 +32,12 @@ def create(conn: sqlite3.Connection, site_id: int, name: str, user_id: int | Non
     secret = secrets.token_urlsafe(24)
     cur = conn.execute(
         "INSERT INTO share_links (site_id, name, secret_prefix, secret_hash, created_by,"
-        " created_at, expires_at) VALUES (:site, :name, :prefix, :hash, :user, :now, :exp)",
+        " created_at, expires_at) VALUES (:site, :name, :prefix, :hash, :user, :now, :exp)"
+        " RETURNING id",
         {"site": site_id, "name": name, "prefix": secret[:PREFIX_LENGTH],
          "hash": _hash(secret), "user": user_id, "now": clock.now_text(), "exp": expires_at})
     row = conn.execute("SELECT * FROM share_links WHERE id = :id",
-                       {"id": cur.lastrowid}).fetchone()
+                       {"id": cur.fetchone()[0]}).fetchone()
     return secret, dict(row)
 
 

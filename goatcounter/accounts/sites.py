@@ -100,7 +100,8 @@ def by_host(conn: sqlite3.Connection, host: str) -> dict[str, Any]:
     # Host names are case-insensitive; NOCASE is also how the unique index compares.
     rows = conn.execute(
         f"SELECT {SITE_COLUMNS} FROM sites"
-        " WHERE state = 'a' AND " + db.nocase("cname") + " IN (:host, :bare)",
+        " WHERE state = 'a' AND " + db.nocase("cname") + " IN (" + db.nocase(":host") + ", "
+        + db.nocase(":bare") + ")",
         {"host": bare + port, "bare": bare}).fetchall()
     if rows:
         return decode(rows[0])
@@ -157,12 +158,13 @@ def create(conn: sqlite3.Connection, *, cname: str | None, parent: int | None = 
     cur = conn.execute(
         "INSERT INTO sites (parent, code, cname, cname_setup_at, link_domain, settings,"
         " user_defaults, created_at, first_hit_at)"
-        " VALUES (:parent, :code, :cname, :setup, :link, :settings, :ud, :now, :now)",
+        " VALUES (:parent, :code, :cname, :setup, :link, :settings, :ud, :now, :now)"
+        " RETURNING id",
         {"parent": parent, "code": code or random_code(), "cname": cname,
          "setup": now if cname else None, "link": link_domain,
          "settings": json.dumps(full),
          "ud": json.dumps(user_defaults or settings_schema.default_user_settings()), "now": now})
-    site = get(conn, int(cur.lastrowid or 0))
+    site = get(conn, int(cur.fetchone()[0]))
     assert site is not None
     return site
 
@@ -264,7 +266,8 @@ def _cname_taken(conn: sqlite3.Connection, cname: str, site_id: int | None) -> b
     # Same comparison as the unique index (ASCII case folded), over every state, since
     # the index covers deleted sites too.
     return conn.execute(
-        f"SELECT 1 FROM sites WHERE cname = {db.nocase(':cname')} AND id IS NOT :id LIMIT 1",
+        f"SELECT 1 FROM sites WHERE {db.nocase('cname')} = {db.nocase(':cname')}"
+        " AND id IS DISTINCT FROM :id LIMIT 1",
         {"cname": cname, "id": site_id}).fetchone() is not None
 
 
@@ -273,8 +276,8 @@ def _unique(fn: Callable[[], Any]) -> Any:
     upstream's message."""
     try:
         return fn()
-    except sqlite3.IntegrityError as exc:
-        if "UNIQUE" not in str(exc):
+    except db.integrity_errors() as exc:
+        if not db.is_unique_violation(exc):
             raise
         raise BadRequest("this site already exists: code or domain must be unique") from exc
 

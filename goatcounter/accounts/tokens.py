@@ -101,12 +101,14 @@ def create_token(conn: sqlite3.Connection, *, user: dict[str, Any], name: str,
     token = token or new_token()
     cur = conn.execute(
         "INSERT INTO api_tokens (site_id, user_id, name, token_prefix, token_hash, permissions,"
-        " sites, created_at) VALUES (:site, :user, :name, :prefix, :hash, :perm, :sites, :now)",
+        " sites, created_at) VALUES (:site, :user, :name, :prefix, :hash, :perm, :sites, :now)"
+        " RETURNING id",
         {"site": user["site_id"], "user": user["id"], "name": name,
          "prefix": token_prefix(token), "hash": hash_token(token),
          "perm": permissions & ~PERM_NOTHING, "sites": json.dumps(site_ids or [-1]),
          "now": clock.now_text()})
-    row = conn.execute("SELECT * FROM api_tokens WHERE id = :id", {"id": cur.lastrowid}).fetchone()
+    new_id = cur.fetchone()[0]
+    row = conn.execute("SELECT * FROM api_tokens WHERE id = :id", {"id": new_id}).fetchone()
     return token, dict(row)
 
 

@@ -19,13 +19,13 @@ def create(conn: sqlite3.Connection, *, site_id: int, email: str,
     now = clock.now_text()
     cur = conn.execute(
         "INSERT INTO users (site_id, email, password, access, settings, last_report_at,"
-        " created_at) VALUES (:site, :email, :pw, :access, :settings, :now, :now)",
+        " created_at) VALUES (:site, :email, :pw, :access, :settings, :now, :now) RETURNING id",
         {"site": site_id, "email": email.strip(),
          "pw": passwords.hash_password(password) if password else None,
          "access": json.dumps({"all": access}),
          "settings": json.dumps(settings_schema.default_user_settings()),
          "now": now})
-    user = get(conn, int(cur.lastrowid or 0))
+    user = get(conn, int(cur.fetchone()[0]))
     assert user is not None
     return user
 

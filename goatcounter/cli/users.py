@@ -36,7 +36,7 @@ def update_user_command(user_id: int, password: str | None, email: str | None) -
         if email is not None:
             try:
                 users.set_email(conn, user_id, email)
-            except sqlite3.IntegrityError as exc:
+            except db.integrity_errors() as exc:
                 raise click.ClickException(
                     f"another user of this site already has the email {email}") from exc
         if hashed is not None:

@@ -48,7 +48,7 @@ TABLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 def _sql(table: str) -> str:
     keys, counts = TABLES[table]
     cols = ("site_id", *keys, *counts)
-    updates = ", ".join(f"{c} = {c} + excluded.{c}" for c in counts)
+    updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counts)
     return (f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
             f" ON CONFLICT (site_id, {', '.join(keys)}) DO UPDATE SET {updates}")
 
@@ -60,7 +60,7 @@ def _path_months_sql(day: int) -> str:
     """The upsert of path_months for visits on day `day` of a month: they count in the
     running totals of that day and every later one."""
     cols = [f"c{d}" for d in range(day, 32)]
-    updates = ", ".join(f"{c} = {c} + excluded.{c}" for c in cols)
+    updates = ", ".join(f"{c} = path_months.{c} + excluded.{c}" for c in cols)
     return (f"INSERT INTO path_months (site_id, month, path_id, {', '.join(cols)})"
             f" VALUES (?, ?, ?{', ?' * len(cols)})"
             f" ON CONFLICT (site_id, month, path_id) DO UPDATE SET {updates}")

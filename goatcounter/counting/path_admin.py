@@ -203,7 +203,7 @@ def _move(conn: sqlite3.Connection, table: str, site_id: int, target: int,
     cols = ["site_id", *keys, *counts]
     picked = ["site_id", *("? AS path_id" if k == "path_id" else k for k in keys),
               *(f"sum({c})" for c in counts)]
-    updates = ", ".join(f"{c} = {c} + excluded.{c}" for c in counts)
+    updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counts)
     conn.execute(
         f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(picked)} FROM {table}"
         f" WHERE site_id = ? AND path_id IN ({marks}) GROUP BY {', '.join(['site_id', *rest])}"
@@ -241,7 +241,8 @@ def merge(conn: sqlite3.Connection, site_id: int, target_id: int, path_ids: list
     marks = ",".join("?" * len(ids))
     conn.execute(f"UPDATE hits SET path_id = ? WHERE site_id = ? AND path_id IN ({marks})",
                  [target_id, site_id, *ids])
-    conn.execute(f"UPDATE OR IGNORE session_paths SET path_id = ? WHERE path_id IN ({marks})",
+    conn.execute("INSERT INTO session_paths (session, path_id) SELECT DISTINCT session, ?"
+                 f" FROM session_paths WHERE path_id IN ({marks}) ON CONFLICT DO NOTHING",
                  [target_id, *ids])
     conn.execute(f"DELETE FROM session_paths WHERE path_id IN ({marks})", ids)
     conn.execute(f"DELETE FROM paths WHERE site_id = ? AND id IN ({marks})", [site_id, *ids])

@@ -165,7 +165,7 @@ def _one_by_one(conn: sqlite3.Connection, path: str, name: str, count: int) -> P
         try:
             step = store.write(lambda c: _count_file(c, path, name, 1), conn)
         except Exception as exc:  # whatever it is, it must not stop the queue
-            if db.is_busy(exc):
+            if db.is_busy(exc) or db.is_disconnect(exc):
                 raise
             log.exception("pending pageview set aside")
             _set_aside(conn, path, name, exc)
@@ -206,7 +206,8 @@ def drain(conn: sqlite3.Connection | None = None) -> int:
                 step = store.write(functools.partial(_count_file, path=path, name=name,
                                                      most=BATCH), conn)
             except Exception as exc:
-                if db.is_busy(exc):
+                # A busy or lost database is nobody's pageview's fault: try again later.
+                if db.is_busy(exc) or db.is_disconnect(exc):
                     raise
                 step = _one_by_one(conn, path, name, BATCH)
             total += step.counted
@@ -257,9 +258,13 @@ class Drainer:
             self.last = time.monotonic()
             with self.app.app_context():
                 drain()
-        except Exception:
+        except Exception as exc:
             # The rows stay pending and are counted on the next try.
-            log.exception("counting pending pageviews failed")
+            if db.is_disconnect(exc):
+                log.warning("counting pending pageviews: lost the database connection (%s);"
+                            " they are counted on the next try", str(exc).strip())
+            else:
+                log.exception("counting pending pageviews failed")
         finally:
             self.lock.release()
 

@@ -77,7 +77,8 @@ def _get_or_insert(conn: sqlite3.Connection, insert: str, select: str,
 def _path_id(conn: sqlite3.Connection, cache: Ids, site_id: int, h: Hit) -> int:
     return cache.get(("path", site_id, fold(h.path)), lambda: _get_or_insert(
         conn, "INSERT INTO paths (site_id, path, title, event) VALUES (:s, :p, :t, :e)",
-        "SELECT id FROM paths WHERE site_id = :s AND path = :p",
+        "SELECT id FROM paths WHERE site_id = :s AND " + db.nocase("path") + " = "
+        + db.nocase(":p"),
         {"s": site_id, "p": h.path, "t": h.title, "e": int(h.event)}))
 
 
@@ -102,7 +103,8 @@ def _named_id(conn: sqlite3.Connection, cache: Ids, table: str,
 def _campaign_id(conn: sqlite3.Connection, cache: Ids, site_id: int, name: str) -> int:
     return cache.get(("campaign", site_id, fold(name)), lambda: _get_or_insert(
         conn, "INSERT INTO campaigns (site_id, name) VALUES (:s, :n)",
-        "SELECT id FROM campaigns WHERE site_id = :s AND name = :n",
+        "SELECT id FROM campaigns WHERE site_id = :s AND " + db.nocase("name") + " = "
+        + db.nocase(":n"),
         {"s": site_id, "n": name}))
 
 

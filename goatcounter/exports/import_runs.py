@@ -130,8 +130,8 @@ def advance(conn: sqlite3.Connection, run: Run, rows: int, imported: int, hits: 
         "UPDATE imports SET rows_done = rows_done + :rows,"
         " rows_imported = rows_imported + :imported, rows_refused = rows_refused + :refused,"
         " hits_counted = hits_counted + :hits, updated_at = :now,"
-        " state = CASE WHEN :finished THEN 'done' ELSE state END,"
-        " finished_at = CASE WHEN :finished THEN :now ELSE finished_at END"
+        " state = CASE WHEN :finished = 1 THEN 'done' ELSE state END,"
+        " finished_at = CASE WHEN :finished = 1 THEN :now ELSE finished_at END"
         " WHERE id = :id AND rows_done = :was AND state = 'running'",
         {"rows": rows, "imported": imported, "refused": len(refusals), "hits": hits,
          "now": now, "finished": finished, "id": run.id, "was": run.rows_done}).rowcount

@@ -20,7 +20,7 @@ def path_id(conn: sqlite3.Connection, site_id: int, path: str) -> int | None:
     lookup), else with one leading slash and none at the end (what events are sent as)."""
     for name in dict.fromkeys([path, "/" + path.strip("/")]):
         row = conn.execute("SELECT id FROM paths WHERE site_id = :site AND "
-                           + db.nocase("path") + " = :path",
+                           + db.nocase("path") + " = " + db.nocase(":path"),
                            {"site": site_id, "path": name}).fetchone()
         if row is not None:
             return int(row[0])

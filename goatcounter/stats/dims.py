@@ -65,8 +65,11 @@ class Query:
         site_table, path_table, key = TABLES[page]
         table = site_table if self.paths.everything else path_table
         cond = "" if self.paths.everything else " AND " + IN_PATHS
-        return (f"SELECT {key} AS key, total FROM {table} WHERE site_id = :site"
-                f" AND day >= :d0 AND day <= :d1{cond}{where}")
+        rows = (f"SELECT {key} AS key, total FROM {table} WHERE site_id = :site"
+                f" AND day >= :d0 AND day <= :d1{cond}")
+        # `where` names the column `key`, which only the outer select may (both engines
+        # fold the two selects into one).
+        return f"SELECT key, total FROM ({rows}) k WHERE true{where}" if where else rows
 
     def rows(self, sql: str, **args: Any) -> list[sqlite3.Row]:
         if self.paths.nothing:
@@ -98,8 +101,9 @@ def _named_list(q: Query, page: str, table: str, limit: int, offset: int) -> dic
     # Grouped by name: a browser or system has a row per version.
     rows = q.rows(
         f"SELECT n.name AS name, sum(x.count) AS count FROM (SELECT key, sum(total) AS count"
-        f" FROM ({q.source(page)}) GROUP BY key) x JOIN {table} n ON n.id = x.key"
-        " GROUP BY n.name HAVING count > 0 ORDER BY count DESC, n.name LIMIT :limit OFFSET :offset",
+        f" FROM ({q.source(page)}) s GROUP BY key) x JOIN {table} n ON n.id = x.key"
+        " GROUP BY n.name HAVING sum(x.count) > 0 ORDER BY count DESC, n.name"
+        " LIMIT :limit OFFSET :offset",
         limit=limit + 1, offset=offset)
     return _page([_stat("", r["name"], r["count"]) for r in rows], limit)
 
@@ -114,14 +118,14 @@ def systems(q: Query, limit: int, offset: int) -> dict[str, Any]:
 
 def location_list(q: Query, limit: int, offset: int) -> dict[str, Any]:
     rows = q.rows(f"SELECT substr(key, 1, 2) AS code, sum(total) AS count"
-                  f" FROM ({q.source('locations')}) GROUP BY code HAVING count > 0")
+                  f" FROM ({q.source('locations')}) s GROUP BY code HAVING sum(total) > 0")
     items = [_stat(r["code"] or UNKNOWN, country_name(r["code"]), r["count"]) for r in rows]
     return _sorted_page(items, limit, offset)
 
 
 def language_list(q: Query, limit: int, offset: int) -> dict[str, Any]:
-    rows = q.rows(f"SELECT key, sum(total) AS count FROM ({q.source('languages')})"
-                  " GROUP BY key HAVING count > 0")
+    rows = q.rows(f"SELECT key, sum(total) AS count FROM ({q.source('languages')}) s"
+                  " GROUP BY key HAVING sum(total) > 0")
     items = [_stat(r["key"] or UNKNOWN, languages.name(r["key"]), r["count"]) for r in rows]
     return _sorted_page(items, limit, offset)
 
@@ -135,7 +139,7 @@ _SIZE_CASE = "CASE WHEN key <= 0 THEN 'unknown' " + " ".join(
 def size_list(q: Query, limit: int, offset: int) -> dict[str, Any]:
     """Always the five classes, in their order, zeros included; no paging."""
     rows = q.rows(f"SELECT {_SIZE_CASE} AS class, sum(total) AS count"
-                  f" FROM ({q.source('sizes')}) GROUP BY class")
+                  f" FROM ({q.source('sizes')}) s GROUP BY class")
     found = {r["class"]: r["count"] for r in rows}
     return {"stats": [{"id": name, "name": "", "count": found.get(name, 0)}
                       for name, _low, _high in sizes.CLASSES], "more": False}
@@ -144,7 +148,7 @@ def size_list(q: Query, limit: int, offset: int) -> dict[str, Any]:
 def campaign_list(q: Query, limit: int, offset: int) -> dict[str, Any]:
     rows = q.rows(
         f"SELECT x.key AS id, c.name AS name, x.count AS count FROM (SELECT key,"
-        f" sum(total) AS count FROM ({q.source('campaigns')}) GROUP BY key) x"
+        f" sum(total) AS count FROM ({q.source('campaigns')}) s GROUP BY key) x"
         " JOIN campaigns c ON c.id = x.key AND c.site_id = :site WHERE x.count > 0"
         f" ORDER BY x.count DESC, {db.bytewise('c.name')}, x.key"
         " LIMIT :limit OFFSET :offset",
@@ -167,8 +171,8 @@ def _versions(q: Query, page: str, table: str, name: str, limit: int,
         page, f" AND key IN (SELECT id FROM {table} WHERE lower(name) = lower(:name))")
     rows = q.rows(
         f"SELECT trim(n.name || ' ' || n.version) AS name, sum(x.total) AS visits"
-        f" FROM ({source}) x JOIN {table} n ON n.id = x.key GROUP BY x.key"
-        " HAVING visits > 0 ORDER BY visits DESC, 1 LIMIT :limit OFFSET :offset",
+        f" FROM ({source}) x JOIN {table} n ON n.id = x.key GROUP BY x.key, n.name, n.version"
+        " HAVING sum(x.total) > 0 ORDER BY visits DESC, 1 LIMIT :limit OFFSET :offset",
         name=name, limit=limit + 1, offset=offset)
     return _page([{"name": r["name"], "count": r["visits"]} for r in rows], limit)
 
@@ -188,8 +192,8 @@ def location(q: Query, ident: str, limit: int, offset: int) -> dict[str, Any]:
         where, arg = " AND key = ''", ""
     else:
         where, arg = " AND (key = :country OR substr(key, 1, 3) = :country || '-')", ident
-    rows = q.rows(f"SELECT key, sum(total) AS count FROM ({q.source('locations', where)})"
-                  " GROUP BY key HAVING count > 0", country=arg)
+    rows = q.rows(f"SELECT key, sum(total) AS count FROM ({q.source('locations', where)}) s"
+                  " GROUP BY key HAVING sum(total) > 0", country=arg)
     items = [{"name": locations.region_name(r["key"]) or UNKNOWN, "count": r["count"]}
              for r in rows]
     return _sorted_page(items, limit, offset)
@@ -202,8 +206,8 @@ def size(q: Query, ident: str, limit: int, offset: int) -> dict[str, Any]:
         raise BadRequest(f"unknown size class {go_quote(ident)}; must be one of "
                          + ", ".join(name for name, _, _ in sizes.CLASSES))
     low, high = bounds[ident.lower()]
-    rows = q.rows(f"SELECT key, sum(total) AS count FROM ({q.source('sizes')})"
-                  " WHERE key >= :low AND key <= :high GROUP BY key HAVING count > 0",
+    rows = q.rows(f"SELECT key, sum(total) AS count FROM ({q.source('sizes')}) s"
+                  " WHERE key >= :low AND key <= :high GROUP BY key HAVING sum(total) > 0",
                   low=low, high=high)
     items = [{"name": f"{WIDTH_PREFIX}{r['key']}px", "count": r["count"]} for r in rows]
     return _sorted_page(items, limit, offset)
@@ -217,6 +221,7 @@ def campaign(q: Query, ident: int, limit: int, offset: int) -> dict[str, Any]:
     rows = q.rows(
         f"SELECT ref AS name, sum(total) AS count FROM {table} WHERE site_id = :site"
         f" AND day >= :d0 AND day <= :d1 AND campaign_id = :campaign{cond}"
-        " GROUP BY ref HAVING count > 0 ORDER BY count DESC, ref LIMIT :limit OFFSET :offset",
+        " GROUP BY ref HAVING sum(total) > 0 ORDER BY count DESC, ref"
+        " LIMIT :limit OFFSET :offset",
         campaign=ident, limit=limit + 1, offset=offset)
     return _page([{"name": r["name"], "count": r["count"]} for r in rows], limit)

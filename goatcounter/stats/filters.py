@@ -64,7 +64,7 @@ def by_name(conn: sqlite3.Connection, site_id: int, names: list[str]) -> list[in
     """Ids of the paths named exactly so once lower-cased, as upstream matches them (so
     only lower-case names can match). The first condition lets the index find them."""
     rows = conn.execute(
-        "SELECT id FROM paths WHERE site_id = :site AND " + db.in_list("path", "names")
+        "SELECT id FROM paths WHERE site_id = :site AND " + db.in_list(db.nocase("path"), "names")
         + " AND " + db.in_list("lower(path)", "names"),
         {"site": site_id, "names": db.list_param(names)}).fetchall()
     return [r[0] for r in rows]
@@ -100,7 +100,7 @@ def matching(conn: sqlite3.Connection, site_id: int, text: str) -> list[int]:
         args: dict[str, object] = {"site": site_id, "like": like}
     else:
         args = {"site": site_id}
-    where = " AND ".join(conds) or "1"
+    where = " AND ".join(conds) or "true"
     # `where` is built from the fixed fragments above; the text is a parameter.
     rows = conn.execute(f"SELECT id FROM paths WHERE site_id = :site AND {where}", args)
     return [r[0] for r in rows]

@@ -68,10 +68,11 @@ def _ranking_sql(months: list[tuple[int, int, int]], edges: list[int], filtered:
     for i, sign in enumerate(edges):
         parts.append(f"SELECT path_id, {'' if sign > 0 else '-'}total FROM hit_counts"
                      f" WHERE site_id = :site AND hour >= :e{i}a AND hour <= :e{i}b{cond}")
-    having = "count > 0"
+    having = "sum(total) > 0"
     if after:
-        having += " AND (count < :after_count OR (count = :after_count AND path_id < :after))"
-    return (f"SELECT path_id, sum(total) AS count FROM ({' UNION ALL '.join(parts)})"
+        having += (" AND (sum(total) < :after_count OR (sum(total) = :after_count"
+                   " AND path_id < :after))")
+    return (f"SELECT path_id, sum(total) AS count FROM ({' UNION ALL '.join(parts)}) s"
             f" GROUP BY path_id HAVING {having} ORDER BY count DESC, path_id DESC LIMIT :limit")
 
 

@@ -63,7 +63,7 @@ def refusal(conn: sqlite3.Connection, site_id: int, rng: Range, cap: int) -> str
         return "too many"
     kept = conn.execute(
         "SELECT count(*) FROM (SELECT 1 FROM hits WHERE site_id = :site AND created_at >= :lo"
-        " AND created_at <= :hi LIMIT :most)",
+        " AND created_at <= :hi LIMIT :most) kept",
         {"site": site_id, "lo": span.lo, "hi": span.hi, "most": cap + 1}).fetchone()[0]
     return None if kept == pageviews else "not kept"
 
@@ -84,29 +84,33 @@ _IN_DAYS = "created_at >= :d0 AND created_at <= :d1"
 
 
 def _statement(source: str) -> str:
-    """Every list in one statement: rows of (list, key, visits, pageviews)."""
+    """Every list in one statement: rows of (list, key, text key, visits, pageviews). A
+    list keyed by text (locations, languages, campaign sources) has its key in the text
+    column, the others in the first: one column may hold one type only."""
     parts = [
-        f"SELECT 'hour', (created_at - :h0) / {HOUR}, sum(first_visit), count(*) FROM f"
-        f" WHERE {_IN_HOURS} GROUP BY 2",
-        f"SELECT 'path', path_id, sum(first_visit), count(*) FROM f WHERE {_IN_HOURS}"
+        f"SELECT 'hour', (created_at - :h0) / {HOUR}, NULL, sum(first_visit), count(*)"
+        f" FROM f WHERE {_IN_HOURS} GROUP BY 2",
+        f"SELECT 'path', path_id, NULL, sum(first_visit), count(*) FROM f WHERE {_IN_HOURS}"
         " GROUP BY path_id",
-        f"SELECT 'ref', ref_id, count(*), 0 FROM f WHERE first_visit AND {_IN_HOURS}"
-        " GROUP BY ref_id",
+        f"SELECT 'ref', ref_id, NULL, count(*), 0 FROM f WHERE first_visit = 1"
+        f" AND {_IN_HOURS} GROUP BY ref_id",
         # Each path's visits by hour, for the charts of the listed paths (the hour goes
         # where the other lists have pageviews).
-        f"SELECT 'ph', path_id, count(*), (created_at - :h0) / {HOUR} AS h FROM f"
-        f" WHERE first_visit AND {_IN_HOURS} GROUP BY path_id, h",
-        f"SELECT 'visitors', count(DISTINCT session), sum(session IS NULL), 0 FROM f"
-        f" WHERE first_visit AND {_IN_DAYS}",
+        f"SELECT 'ph', path_id, NULL, count(*), (created_at - :h0) / {HOUR} AS h FROM f"
+        f" WHERE first_visit = 1 AND {_IN_HOURS} GROUP BY path_id, h",
+        "SELECT 'visitors', count(DISTINCT session), NULL,"
+        " sum(CASE WHEN session IS NULL THEN 1 ELSE 0 END), 0 FROM f"
+        f" WHERE first_visit = 1 AND {_IN_DAYS}",
     ]
     for kind, column in (("browser", "browser_id"), ("system", "system_id"),
                          ("location", "location"), ("size", "width"),
                          ("language", "language")):
-        parts.append(f"SELECT '{kind}', {column}, count(*), 0 FROM f WHERE first_visit"
+        keys = f"NULL, {column}" if kind in ("location", "language") else f"{column}, NULL"
+        parts.append(f"SELECT '{kind}', {keys}, count(*), 0 FROM f WHERE first_visit = 1"
                      f" AND {_IN_DAYS} GROUP BY {column}")
     # A campaign's sources are the referrers its visits came with.
-    parts.append(f"SELECT 'campaign', campaign_id || ' ' || ref_id, count(*), 0 FROM f"
-                 f" WHERE first_visit AND campaign_id IS NOT NULL AND {_IN_DAYS}"
+    parts.append("SELECT 'campaign', NULL, campaign_id || ' ' || ref_id, count(*), 0 FROM f"
+                 f" WHERE first_visit = 1 AND campaign_id IS NOT NULL AND {_IN_DAYS}"
                  " GROUP BY campaign_id, ref_id")
     return (f"WITH f AS MATERIALIZED (SELECT path_id, ref_id, browser_id, system_id,"
             f" campaign_id, session, first_visit, width, location, language, created_at"
@@ -138,7 +142,8 @@ def count(conn: sqlite3.Connection, site_id: int, rng: Range, paths: PathSet,
     visitors = 0
     hours_of: dict[int, list[tuple[int, int]]] = defaultdict(list)
     if not paths.nothing and not rng.empty:
-        for kind, key, visits, views in conn.execute(_statement(source), args):
+        for kind, number, text, visits, views in conn.execute(_statement(source), args):
+            key = number if text is None else text
             if kind == "ph":
                 hours_of[key].append((views, visits))
             elif kind == "hour":

@@ -9,6 +9,7 @@ from typing import Any
 
 from goatcounter.stats.filters import IN_PATHS, PathSet
 from goatcounter.stats.ranges import Range
+from goatcounter.storage import db
 
 
 def _like_prefix(text: str) -> str:
@@ -80,7 +81,7 @@ def top_refs(conn: sqlite3.Connection, site: dict[str, Any], rng: Range, paths: 
     source = _top_sources(rng, paths, args)
     rows = conn.execute(
         f"SELECT r.ref, r.ref_scheme, x.visits FROM (SELECT ref_id, sum(total) AS visits"
-        f" FROM ({source}) GROUP BY ref_id) x JOIN refs r ON r.id = x.ref_id"
+        f" FROM ({source}) s GROUP BY ref_id) x JOIN refs r ON r.id = x.ref_id"
         f" WHERE x.visits > 0{own} ORDER BY x.visits DESC, x.ref_id"
         " LIMIT :limit OFFSET :offset", args).fetchall()
     stats = []
@@ -108,6 +109,7 @@ def ref_paths(conn: sqlite3.Connection, site_id: int, ref: str, rng: Range, path
         " (SELECT id FROM refs WHERE lower(ref) = lower(:ref))"
         f" AND c.hour >= :h0 AND c.hour <= :h1{cond} GROUP BY c.path_id) x"
         " JOIN paths p ON p.id = x.path_id WHERE x.visits > 0"
-        " ORDER BY x.visits DESC, p.path LIMIT :limit OFFSET :offset", args).fetchall()
+        f" ORDER BY x.visits DESC, {db.nocase('p.path')} LIMIT :limit OFFSET :offset",
+        args).fetchall()
     stats = [{"name": r[0], "count": r[1]} for r in rows]
     return {"stats": stats[:limit], "more": len(stats) > limit}

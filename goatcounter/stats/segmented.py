@@ -66,7 +66,7 @@ def ranked(conn: sqlite3.Connection, site_id: int, rng: Range, paths: PathSet, d
     cond = "" if paths.everything else " AND " + IN_PATHS
     sql = (f"SELECT path_id, sum(total) AS count FROM {table} WHERE site_id = :site AND "
            + _key(key, paths) + f" AND {when}{cond} GROUP BY path_id"
-           " HAVING count > 0 ORDER BY count DESC, path_id DESC LIMIT :limit")
+           " HAVING sum(total) > 0 ORDER BY count DESC, path_id DESC LIMIT :limit")
     args = _args(site_id, rng, dim, paths)
     args["limit"] = limit
     return [(r[0], r[1]) for r in conn.execute(sql, args)]

@@ -1,8 +1,10 @@
-"""The database: one SQLite file, its connections, PRAGMAs, transactions and migrations.
+"""The database: connections, PRAGMAs, transactions and migrations.
 
-Everything SQLite-specific lives here; the rest of the code uses plain, parameterised
-SQL (`INSERT ... ON CONFLICT ... DO UPDATE`) so that another backend could sit behind
-the same functions.
+SQLite (one file) is the default; a DB setting that is a postgresql:// URL puts the
+server on PostgreSQL (storage/postgres.py), whose connections take the same calls. The
+rest of the code writes plain, parameterised SQL in SQLite's dialect (`:name`
+parameters, `INSERT ... ON CONFLICT ... DO UPDATE`); what differs between the engines
+is made by the helpers under "SQL that differs between databases" below.
 """
 from __future__ import annotations
 
@@ -64,12 +66,41 @@ class Connection(sqlite3.Connection):
     """A connection that knows the write lock of its database (and, inside a counting
     transaction, the ids that transaction made: see store.write)."""
 
+    engine = "sqlite"
     write_lock: WriteLock
     ids: Any = None
 
+    def begin(self, write: bool) -> None:
+        # IMMEDIATE takes the write lock at once, so a lock upgrade never fails halfway.
+        self.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
+
+
+def is_postgresql(target: str) -> bool:
+    """Whether a DB setting names a PostgreSQL database (postgresql://...) rather than
+    a SQLite file."""
+    return target.startswith(("postgresql://", "postgres://"))
+
+
+def _postgres() -> Any:
+    # Imported only for PostgreSQL, so that SQLite installations need no psycopg.
+    try:
+        from goatcounter.storage import postgres
+    except ImportError as exc:  # pragma: no cover
+        raise SystemExit("goatcounter: PostgreSQL needs psycopg and psycopg-pool:"
+                         " pip install 'goatcounter[postgresql]'") from exc
+    return postgres
+
+
+def engine(conn: Any) -> str:
+    """"sqlite" or "postgresql": which engine a connection talks to."""
+    return getattr(conn, "engine", "sqlite")
+
 
 def connect(path: str) -> sqlite3.Connection:
-    """A new connection with the PRAGMAs every connection needs."""
+    """A new connection with the PRAGMAs every connection needs (`path` may also be a
+    postgresql:// URL)."""
+    if is_postgresql(path):
+        return _postgres().connect(path)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                            timeout=BUSY_TIMEOUT_MS / 1000, factory=Connection)
     conn.write_lock = _LOCKS.setdefault(path, WriteLock(path))
@@ -131,15 +162,54 @@ def _release(_exc: BaseException | None = None) -> None:
 
 def is_busy(exc: BaseException) -> bool:
     """Whether an error means another writer held the database."""
+    if type(exc).__module__.startswith("psycopg"):
+        return _postgres().is_busy(exc)
     if not isinstance(exc, sqlite3.OperationalError):
         return False
     text = str(exc).lower()
     return "locked" in text or "busy" in text
 
 
+def is_disconnect(exc: BaseException) -> bool:
+    """Whether an error means the connection to a database server was lost (PostgreSQL:
+    the transaction did not commit, and is not retried)."""
+    return type(exc).__module__.startswith("psycopg") and _postgres().is_disconnect(exc)
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """Whether an integrity error is a broken unique index."""
+    if type(exc).__module__.startswith("psycopg"):
+        import psycopg.errors
+        return isinstance(exc, psycopg.errors.UniqueViolation)
+    return "UNIQUE" in str(exc)
+
+
+def database_errors() -> tuple[type[Exception], ...]:
+    """The exceptions the engines raise for a database that failed or was busy (the
+    error handlers answer them with a 503 or a 500)."""
+    out: list[type[Exception]] = [sqlite3.OperationalError]
+    with contextlib.suppress(ImportError):
+        import psycopg
+        out.append(psycopg.OperationalError)
+    return tuple(out)
+
+
+def integrity_errors() -> tuple[type[Exception], ...]:
+    """The exceptions for a broken constraint (a unique index, say) of either engine."""
+    out: list[type[Exception]] = [sqlite3.IntegrityError]
+    with contextlib.suppress(ImportError):
+        import psycopg
+        out.append(psycopg.IntegrityError)
+    return tuple(out)
+
+
 @contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection, mode: str) -> Iterator[sqlite3.Connection]:
-    conn.execute(f"BEGIN {mode}")
+def _transaction(conn: sqlite3.Connection, write: bool) -> Iterator[sqlite3.Connection]:
+    begin = getattr(conn, "begin", None)
+    if begin is not None:
+        begin(write)
+    else:  # a plain sqlite3 connection
+        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
     try:
         yield conn
     except BaseException:
@@ -150,7 +220,7 @@ def _transaction(conn: sqlite3.Connection, mode: str) -> Iterator[sqlite3.Connec
         conn.execute("COMMIT")
 
 
-def _write_lock(conn: sqlite3.Connection) -> WriteLock:
+def _write_lock(conn: sqlite3.Connection) -> Any:
     lock = getattr(conn, "write_lock", None)
     if lock is None:
         path = conn.execute("PRAGMA database_list").fetchone()[2]
@@ -159,17 +229,18 @@ def _write_lock(conn: sqlite3.Connection) -> WriteLock:
 
 
 def write(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection | None = None) -> T:
-    """Run `fn` in one write transaction (BEGIN IMMEDIATE), retried while the database
-    is busy. `fn` must not have effects outside the database: it may run more than once."""
+    """Run `fn` in one write transaction (BEGIN IMMEDIATE; on PostgreSQL, behind the
+    writers' advisory lock), retried while the database is busy. `fn` must not have
+    effects outside the database: it may run more than once."""
     conn = conn or get_db()
     lock = _write_lock(conn)
     deadline = time.monotonic() + RETRY_SECONDS
     delay = 0.005
     while True:
         try:
-            with lock.held(), _transaction(conn, "IMMEDIATE"):
+            with lock.held(), _transaction(conn, True):
                 return fn(conn)
-        except sqlite3.OperationalError as exc:
+        except database_errors() as exc:
             if not is_busy(exc) or time.monotonic() > deadline:
                 raise
         time.sleep(delay * (1 + random.random()))
@@ -183,7 +254,7 @@ def read(conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Connection]
     if conn.in_transaction:
         yield conn
         return
-    with _transaction(conn, "DEFERRED"):
+    with _transaction(conn, False):
         yield conn
 
 
@@ -196,28 +267,42 @@ def in_list(column: str, param: str, negate: bool = False) -> str:
     return f"{column} {'NOT ' if negate else ''}IN (SELECT value FROM json_each(:{param}))"
 
 
-def list_param(values: Iterable[Any]) -> str:
-    """The value of a list parameter used with `in_list`."""
-    return json.dumps(list(values))
+class ListParam(list):
+    """The value of a list parameter: SQLite reads it as JSON text, PostgreSQL as an
+    array (`= ANY(...)`)."""
+
+
+sqlite3.register_adapter(ListParam, lambda v: json.dumps(list(v)))
+
+
+def list_param(values: Iterable[Any]) -> Any:
+    """The value of a list parameter used with `in_list` (a ListParam: the callers keep it
+    as an opaque value, as they kept SQLite's JSON text)."""
+    return ListParam(values)
 
 
 def join_text(expr: str) -> str:
-    """An aggregate that joins the values of `expr` with commas."""
+    """An aggregate that joins the values of `expr` with commas (string_agg on
+    PostgreSQL)."""
     return f"group_concat({expr})"
 
 
 def nocase(expr: str) -> str:
-    """`expr` compared ignoring ASCII case, as the schema's NOCASE columns are."""
+    """`expr` compared ignoring ASCII case, as the schema's NOCASE columns are. Use it on
+    both sides of a comparison (`expr` is a column or a `:parameter`): PostgreSQL makes
+    it lower(expr COLLATE "C"), which its indexes on those columns are built on."""
     return f"{expr} COLLATE NOCASE"
 
 
 def bytewise(expr: str) -> str:
-    """`expr` ordered by its bytes, whatever the column's collation."""
+    """`expr` ordered by its bytes, whatever the column's collation (COLLATE "C")."""
     return f"{expr} COLLATE BINARY"
 
 
 def columns(conn: sqlite3.Connection, table: str) -> set[str]:
     """The column names of a table (`table` must be a fixed name, not request text)."""
+    if engine(conn) == "postgresql":
+        return _postgres().columns(conn, table)
     return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
 
@@ -248,7 +333,17 @@ def _statements(script: str) -> Iterator[str]:
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply the migrations not yet applied, each in its own transaction. Safe when
-    several processes start at once: the write lock makes them take turns."""
+    several processes (or, on PostgreSQL, several servers) start at once: the write
+    lock, and on PostgreSQL an advisory lock held for the whole run, make them take
+    turns."""
+    if engine(conn) == "postgresql":
+        pg = _postgres()
+        with pg.migration_lock(conn):
+            return _migrate(conn, pg.migrations())
+    return _migrate(conn, _migrations())
+
+
+def _migrate(conn: sqlite3.Connection, migrations: list[tuple[str, str]]) -> list[str]:
     applied: list[str] = []
 
     def setup(c: sqlite3.Connection) -> None:
@@ -256,7 +351,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
                   "name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
 
     write(setup, conn)
-    for name, script in _migrations():
+    for name, script in migrations:
         def apply(c: sqlite3.Connection, name: str = name, script: str = script) -> bool:
             done = c.execute("SELECT 1 FROM schema_migrations WHERE name = :name",
                              {"name": name}).fetchone()
@@ -281,6 +376,8 @@ def version(conn: sqlite3.Connection) -> str:
 
 def backup(conn: sqlite3.Connection, target: str) -> None:
     """A consistent copy of a live database, taken with SQLite's online backup API."""
+    if engine(conn) == "postgresql":
+        raise ValueError("db backup copies SQLite files; back PostgreSQL up with pg_dump")
     dest = sqlite3.connect(target)
     try:
         with dest:
@@ -293,7 +390,13 @@ def backup(conn: sqlite3.Connection, target: str) -> None:
 
 def init_app(app: Flask) -> None:
     """Bind the connection pool to the app and bring the schema up to date."""
-    pool = Pool(app.config["DB_PATH"])
+    url = app.config.get("DB_URL")
+    if url:
+        pg = _postgres()
+        pg.check_reachable(url)
+        pool: Any = pg.Pool(url)
+    else:
+        pool = Pool(app.config["DB_PATH"])
     app.extensions["goatcounter_db"] = pool
     app.teardown_appcontext(_release)
     conn = pool.get()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 import traceback
 
 from flask import Flask, Response, current_app, request
@@ -50,10 +49,10 @@ def busy_body() -> tuple[dict[str, str], dict[str, str]]:
     return {"error": BUSY_MESSAGE}, {"Retry-After": BUSY_RETRY_AFTER}
 
 
-def database_error(exc: sqlite3.OperationalError) -> Response:
-    """503 for a database that stayed locked through every retry; anything else that
-    SQLite raises is a bug, and a 500."""
-    if not db.is_busy(exc):
+def database_error(exc: Exception) -> Response:
+    """503 for a database that stayed locked through every retry, or whose server could
+    not be reached (the transaction did not commit); anything else is a bug, and a 500."""
+    if not db.is_busy(exc) and not db.is_disconnect(exc):
         return unexpected_error(exc)
     log.warning("database busy on %s %s: %s", request.method, request.path, exc)
     body, headers = busy_body()
@@ -106,5 +105,6 @@ def init_app(app: Flask) -> None:
     """Register the handlers that shape every error reply."""
     app.register_error_handler(APIError, render)
     app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(sqlite3.OperationalError, database_error)
+    for error in db.database_errors():
+        app.register_error_handler(error, database_error)
     app.register_error_handler(Exception, unexpected_error)

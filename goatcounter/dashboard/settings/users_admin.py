@@ -103,7 +103,7 @@ def add() -> Response:
 
     try:
         user = db.write(run)
-    except sqlite3.IntegrityError:
+    except db.integrity_errors():
         errors.add("email", EMAIL_TAKEN)
         return _form(values, errors, None, 400)
     return forms.page("settings/user_added.html", "users", new_user=user,
@@ -155,7 +155,7 @@ def edit(user_id: int) -> Response:
     except BadRequest as exc:
         errors.add("access", exc.message)
         return _form(values, errors, user, 400)
-    except sqlite3.IntegrityError:
+    except db.integrity_errors():
         errors.add("email", EMAIL_TAKEN)
         return _form(values, errors, user, 400)
     if user["id"] == access.current_user()["id"] and hashed:
