@@ -6,14 +6,13 @@ import gzip
 import html
 import json
 import re
-import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
 from goatcounter.storage import db
-from tests import dashboard_data
+from tests import dashboard_data, sqlite_plans
 from tests.conftest import make_site, query
 from tests.dashboard_page import dashboard, figures, list_rows, page_rows, sections, signed_in
 
@@ -306,28 +305,12 @@ def test_hourly_and_daily_charts(app, site):
 def test_dimension_queries_read_no_table_whole(app, site):
     """Under every kind of filter the page's statements find their rows by index: no
     scan of the hits or any per-path table."""
-    statements: list[str] = []
-    pool = app.extensions["goatcounter_db"]
-    conn = pool.get()
-    conn.set_trace_callback(statements.append)
-    pool.put(conn)
+    statements = sqlite_plans.trace(app)
     client = signed_in(app, site)
     for filters in ("", "&filter=o", "&path=/about", "&browser=Chrome", "&ref=Google",
                     "&size=phone", "&location=US", "&campaign=1", "&browser=Chrome&location=US"):
         dashboard(client, HOST, MONTH + filters)
-    check = sqlite3.connect(app.config["DB_PATH"])
-    growing = ("hits", "hit_counts", "ref_counts", "path_days", "visitor_days", "browser_stats",
-               "system_stats", "location_stats", "size_stats", "language_stats",
-               "campaign_stats", "path_months")
-    scans = []
-    for sql in statements:
-        if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
-            continue
-        for row in check.execute("EXPLAIN QUERY PLAN " + sql):
-            words = row[3].split()
-            if words[0] == "SCAN" and words[1] in growing:
-                scans.append((row[3], sql[:200]))
-    assert scans == []
+    assert sqlite_plans.read_scans(app, statements) == []
 
 
 # Who may see it ---------------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import sqlite3
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from flask import Flask
 
 from goatcounter.dashboard.formatting import Formats
 from goatcounter.storage import db
-from tests import dashboard_data
+from tests import dashboard_data, sqlite_plans
 from tests.conftest import API, query
 from tests.dashboard_page import dashboard, figures, list_rows, page_rows, sections, signed_in
 
@@ -454,11 +453,7 @@ def test_a_read_only_user_gets_no_settings_link(app):
 
 # Query plans ---------------------------------------------------------------------------
 
-GROWING = ("hits", "hit_counts", "ref_counts", "path_days", "visitor_days", "browser_stats",
-           "system_stats", "location_stats", "size_stats", "language_stats", "campaign_stats",
-           "path_months")
-
-
+@pytest.mark.sqlite_only("traces SQLite connections and reads SQLite's plans")
 def test_the_settings_read_no_table_whole(app, site):
     """With every setting on, under each kind of filter, the page's statements find their
     rows by index."""
@@ -469,22 +464,9 @@ def test_the_settings_read_no_table_whole(app, site):
                       widget("campaigns", key="1"), widget("browsers", key="Chrome"),
                       widget("systems", key="Linux"), widget("sizes", key="phone"),
                       widget("locations", key="US", limit=3), widget("languages", limit=2)])
-    statements: list[str] = []
-    pool = app.extensions["goatcounter_db"]
-    conn = pool.get()
-    conn.set_trace_callback(statements.append)
-    pool.put(conn)
+    statements = sqlite_plans.trace(app)
     client = signed_in(app, site)
     for filters in ("", "&filter=o", "&path=/about", "&browser=Chrome", "&ref=Google",
                     "&location=US", "&browser=Chrome&location=US"):
         dashboard(client, HOST, MONTH + filters)
-    check = sqlite3.connect(app.config["DB_PATH"])
-    scans = []
-    for sql in statements:
-        if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
-            continue
-        for row in check.execute("EXPLAIN QUERY PLAN " + sql):
-            words = row[3].split()
-            if words[0] == "SCAN" and words[1] in GROWING:
-                scans.append((row[3], sql[:200]))
-    assert scans == []
+    assert sqlite_plans.read_scans(app, statements) == []

@@ -15,6 +15,7 @@ from typing import Any
 
 from goatcounter.counting.pipeline import sizes
 from goatcounter.errors import BadRequest, NotFound
+from goatcounter.stats import dims
 from goatcounter.stats.query import go_quote, parse_int
 from goatcounter.storage import db
 
@@ -22,14 +23,7 @@ from goatcounter.storage import db
 KINDS = ("ref", "campaign", "browser", "system", "size", "location", "language")
 # kind: (per-site daily table, per-path daily table, key column); the referrer's
 # tables are hourly and are read by refs.py and segmented.py themselves.
-TABLES = {
-    "browser": ("browser_days", "browser_stats", "browser_id"),
-    "system": ("system_days", "system_stats", "system_id"),
-    "location": ("location_days", "location_stats", "location"),
-    "size": ("size_days", "size_stats", "width"),
-    "language": ("language_days", "language_stats", "language"),
-    "campaign": ("campaign_days", "campaign_stats", "campaign_id"),
-}
+TABLES = {kind.removesuffix("s"): tables for kind, tables in dims.TABLES.items()}
 # The column of `hits` each kind is about.
 HIT_COLUMNS = {"ref": "ref_id", "browser": "browser_id", "system": "system_id",
                "location": "location", "size": "width", "language": "language",
