@@ -172,7 +172,7 @@ def add_events(api: API) -> None:
     assert resp.status_code == 202, resp.get_data(as_text=True)
 
 
-def pageviews_without_events(app: Flask, where: str = "1") -> int:
+def pageviews_without_events(app: Flask, where: str = "TRUE") -> int:
     return query(app, "SELECT count(*) FROM hits h JOIN paths p ON p.id = h.path_id"
                       " LEFT JOIN browsers b ON b.id = h.browser_id WHERE p.event = 0"
                       f" AND h.created_at >= ? AND h.created_at < ? AND {where}",
@@ -202,7 +202,7 @@ def test_no_events_leaves_the_events_out_of_the_totals(app, site):
         visits, before["total"] - before["total_events"])[0]
     # The visitor who only clicked isn't one; a raw-hit count over the period's days.
     people = query(app, "SELECT count(DISTINCT h.session) FROM hits h JOIN paths p"
-                        " ON p.id = h.path_id WHERE p.event = 0 AND h.first_visit"
+                        " ON p.id = h.path_id WHERE p.event = 0 AND h.first_visit = 1"
                         " AND h.created_at >= ? AND h.created_at < ?", MONTH_HOURS)[0][0]
     assert figures(totals)["Unique visitors"] == people < total["visitors"]
     # The pages list events among its rows, so its heading counts them, as upstream's;
@@ -378,7 +378,7 @@ def test_key_under_another_filter_counts_the_raw_hits(app, site):
     part = sections(page_of(app, site, [widget("locations", key="US")],
                             extra="&browser=Chrome"))["w-locations"]
     rows = query(app, "SELECT h.location, count(*) FROM hits h JOIN browsers b"
-                      " ON b.id = h.browser_id WHERE b.name = 'Chrome' AND h.first_visit"
+                      " ON b.id = h.browser_id WHERE b.name = 'Chrome' AND h.first_visit = 1"
                       " AND h.location LIKE 'US-%' GROUP BY 1")
     names = {"US-TX": "Texas", "US-CA": "California"}
     assert sorted(list_rows(part)) == sorted((names[r[0]], r[1]) for r in rows)
@@ -386,7 +386,7 @@ def test_key_under_another_filter_counts_the_raw_hits(app, site):
     part = sections(page_of(app, site, [widget("browsers", key="Chrome")],
                             extra="&location=US"))["w-browsers"]
     chrome = query(app, "SELECT count(*) FROM hits h JOIN browsers b ON b.id = h.browser_id"
-                        " WHERE b.name = 'Chrome' AND h.first_visit"
+                        " WHERE b.name = 'Chrome' AND h.first_visit = 1"
                         " AND h.location LIKE 'US%'")[0][0]
     assert list_rows(part) == [("Chrome 131", chrome)]
 
