@@ -376,11 +376,48 @@ def test_retention_is_configurable(app, api):
                  "exports are kept for 2 hours; this export file has been deleted")
 
 
-def test_deleted_file_is_gone(api):
+def test_a_missing_file_is_written_again_from_its_hits(app, api, site_token):
+    """Another app server's export (or a file removed by hand) is written again from the
+    same range of hits, byte for byte the recorded file; hits that came later stay out."""
+    site = site_token[0]
+    store_hits(app, site["id"], [make_hit(f"/p{i}", title=f"Page {i}", created_at=T0 + i)
+                                 for i in range(30)])
+    export = start(api)
+    with open(export["path"], "rb") as fh:
+        recorded = fh.read()
+    os.unlink(export["path"])
+    store_hits(app, site["id"], [make_hit("/later", created_at=T0 + 100)])
+    resp = api.get(f"/api/v0/export/{export['id']}/download")
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    assert resp.get_data() == recorded
+    assert "sha256-" + hashlib.sha256(recorded).hexdigest() == export["hash"]
+    assert os.listdir(os.path.dirname(export["path"])) == [os.path.basename(export["path"])]
+    # A record of another server's folder: the file is looked for, and written, here.
+    elsewhere = "/srv/other-server/exports/" + os.path.basename(export["path"])
+    with app.app_context():
+        db.write(lambda c: c.execute("UPDATE exports SET path = :p WHERE id = :id",
+                                     {"p": elsewhere, "id": export["id"]}))
+    assert api.get(f"/api/v0/export/{export['id']}/download").get_data() == recorded
+    os.unlink(export["path"])
+    assert api.get(f"/api/v0/export/{export['id']}/download").get_data() == recorded
+
+
+@pytest.mark.parametrize("change", [
+    "UPDATE paths SET title = 'Renamed' WHERE path = '/p3'",
+    "DELETE FROM hits WHERE id = (SELECT min(id) FROM hits)",
+])
+def test_a_missing_file_whose_hits_changed_is_gone(app, api, site_token, change):
+    store_hits(app, site_token[0]["id"], [make_hit(f"/p{i}", title=f"Page {i}",
+                                                   created_at=T0 + i) for i in range(5)])
     export = start(api)
     os.unlink(export["path"])
+    with app.app_context():
+        db.write(lambda c: c.execute(change))
     assert_error(api.get(f"/api/v0/export/{export['id']}/download"), 410,
-                 "exports are kept for 24 hours; this export file has been deleted")
+                 "this export's file is not on this server, and the hits it held have changed"
+                 " since it was made (deleted, or a path renamed): start a new export")
+    # Nothing is left behind of the attempt.
+    assert os.listdir(os.path.dirname(export["path"])) == []
 
 
 def test_never_serves_files_outside_the_exports_folder(app, api, tmp_path):

@@ -129,6 +129,10 @@ def test_two_hosts_count_and_read_as_one(hosts):
     status, _, data = call(a, token, "GET", f"/api/v0/export/{export['id']}/download")
     assert status == 200
     assert len(gzip.decompress(data).decode().splitlines()) == expected + 1
+    # The other host, whose folder never had the file, writes the same one again.
+    status, _, there = call(b, token, "GET", f"/api/v0/export/{export['id']}/download")
+    assert status == 200
+    assert there == data
 
 
 def test_rate_limits_hold_across_hosts(hosts):

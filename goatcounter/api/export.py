@@ -71,9 +71,10 @@ def download(export_id: str) -> Response:
     200 with the gzipped CSV as `application/gzip`, an attachment; the body is the file
     itself, not a compressed transfer, so clients gunzip it themselves. 202 `still
     being generated` for an export without `finished_at`; 410 once the file was deleted
-    after EXPORT_RETENTION_HOURS. The file has every value as it was sent; `?escape=1`
-    gives a copy in which cells starting with = + - @ (formulas to a spreadsheet) start
-    with `'`, for opening in a spreadsheet (not for importing).
+    after EXPORT_RETENTION_HOURS. A file this server doesn't hold is first written again
+    from the export's hits (410 if they changed since). The file has every value as it
+    was sent; `?escape=1` gives a copy in which cells starting with = + - @ (formulas to
+    a spreadsheet) start with `'`, for opening in a spreadsheet (not for importing).
     """
     row = _find(export_id)
     escape = decoding.q_bool(request.args.get("escape", ""), "escape")

@@ -3,7 +3,9 @@ the records the API shows for them, and how long their files are kept.
 
 An export is written while the request waits, then recorded, so a record always
 describes a complete file. Files live in one folder (EXPORT_PATH) and are deleted
-EXPORT_RETENTION_HOURS after they were finished; their records stay.
+EXPORT_RETENTION_HOURS after they were finished; their records stay. A file missing
+within that time (written by another app server, or removed by hand) is written again
+from the same hits, and served only if it comes out as the recorded one.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import hashlib
 import itertools
 import os
 import re
+import secrets
 import sqlite3
 import time
 import zlib
@@ -253,19 +256,24 @@ class _Gzip:
 _SELECT_HITS = (
     "SELECT id, path_id, ref_id, browser_id, system_id, session, width, location,"
     " first_visit, created_at FROM hits WHERE site_id = :site AND id > :after ORDER BY id")
+# The same, up to the last hit of an export written before.
+_SELECT_HITS_THROUGH = _SELECT_HITS.replace(" ORDER BY", " AND id <= :through ORDER BY")
 
 
 def write_csv(conn: sqlite3.Connection, site_id: int, start_from_hit_id: int,
-              fp: BinaryIO) -> Written:
-    """Write the gzipped CSV of the site's hits with an id above `start_from_hit_id`,
-    in id order, to `fp`. One read transaction: the file is one consistent snapshot."""
+              fp: BinaryIO, through: int | None = None) -> Written:
+    """Write the gzipped CSV of the site's hits with an id above `start_from_hit_id`
+    (and at most `through`), in id order, to `fp`. One read transaction: the file is one
+    consistent snapshot."""
     out = _Gzip(fp)
     out.write(HEADER.encode())
     rows = 0
     last = start_from_hit_id
     with db.read(conn):
         format_rows = _row_formatter(conn)
-        cursor = conn.execute(_SELECT_HITS, {"site": site_id, "after": start_from_hit_id})
+        args = {"site": site_id, "after": start_from_hit_id, "through": through}
+        cursor = conn.execute(_SELECT_HITS if through is None else _SELECT_HITS_THROUGH,
+                              args)
         while batch := cursor.fetchmany(BATCH):
             out.write(format_rows(batch).encode())
             rows += len(batch)
@@ -317,8 +325,10 @@ def expired(row: sqlite3.Row | dict[str, Any], now: float | None = None) -> bool
 
 
 def file_for_download(row: sqlite3.Row | dict[str, Any]) -> str:
-    """The file of a finished export, if it is still kept. Raises Gone (410) for a file
-    past its retention (deleting it if it is still there) or one that isn't there."""
+    """The file of a finished export, if it is still kept: the one recorded, or one of
+    its name in this server's folder, or written again (see `_write_again`). Raises Gone
+    (410) for a file past its retention (deleting it if it is still there) or one that
+    can't be had."""
     directory = export_dir()
     path = os.path.realpath(row["path"])
     # A record never leads outside the exports folder, whatever its path says.
@@ -327,8 +337,44 @@ def file_for_download(row: sqlite3.Row | dict[str, Any]) -> str:
         if inside:
             _unlink(path)
         raise Gone(gone_message())
-    if not inside or not os.path.isfile(path):
+    if inside and os.path.isfile(path):
+        return path
+    name = os.path.basename(path)
+    if not _EXPORT_NAME.fullmatch(name):
         raise Gone(gone_message())
+    here = os.path.join(directory, name)
+    if os.path.isfile(here):
+        return here
+    return _write_again(row, here)
+
+
+_EXPORT_NAME = re.compile(re.escape(FILE_PREFIX) + r"[A-Za-z0-9_.-]+\.csv\.gz")
+
+
+def _write_again(row: sqlite3.Row | dict[str, Any], path: str) -> str:
+    """Write an export's file again from its range of hits, at `path`. Several app
+    servers share the database but not their folders, so a download may reach one that
+    never had the file. Only a file whose SHA-256 is the recorded one is kept: if hits of
+    the range were deleted or a path renamed since, the answer is 410."""
+    conn = db.get_db()
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    # The prefix lets the retention purge remove what a killed worker left behind.
+    partial = os.path.join(directory, f"{FILE_PREFIX}rewrite-{secrets.token_hex(8)}.partial")
+    try:
+        with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600),
+                       "wb") as fp:
+            written = write_csv(conn, row["site_id"], row["start_from_hit_id"], fp,
+                                through=row["last_hit_id"])
+            fp.flush()
+            os.fsync(fp.fileno())
+        if "sha256-" + written.sha256 != row["hash"]:
+            raise Gone("this export's file is not on this server, and the hits it held have"
+                       " changed since it was made (deleted, or a path renamed): start a new"
+                       " export")
+        os.replace(partial, path)
+    finally:
+        _unlink(partial)
     return path
 
 
