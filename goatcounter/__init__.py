@@ -44,8 +44,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from goatcounter.api import export as export_views
     from goatcounter.api import sites as sites_views
     from goatcounter.api import stats as stats_views
-    from goatcounter.counting import pending
-    from goatcounter.dashboard import home, layout, signin
+    from goatcounter.counting import livelog, pending
+    from goatcounter.dashboard import home, layout, live, signin
     from goatcounter.dashboard import settings as settings_pages
     from goatcounter.exports import uploads
     from goatcounter.public import counter, countjs, pixel
@@ -62,6 +62,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # After the limiter: a forged sign-in spends the bucket like any other.
     csrf.init_app(app)
     pages.init_app(app)
+    livelog.init_app(app)
     pending.init_app(app)
     upkeep.init_app(app)
     uploads.init_app(app)
@@ -76,6 +77,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(signin.bp)
     app.register_blueprint(home.bp)
     settings_pages.init_app(app)
+    app.register_blueprint(live.bp)
 
     pixel.init_app(app)
     networks = proxies.parse(app.config["TRUSTED_PROXIES"])

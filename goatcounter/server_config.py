@@ -51,6 +51,9 @@ DEFAULTS: dict[str, Any] = {
     # location, language, campaign and referrer at once; visitors under a filter) from
     # the raw hits, when the range holds at most this many pageviews.
     "DASHBOARD_RAW_HITS": 100_000,
+    # Keep the live log (`goatcounter tail`, /live): what was decided about each
+    # pageview sent to /count or /api/v0/count, and why.
+    "LIVE_LOG": True,
 }
 
 

@@ -1,5 +1,5 @@
 """The `goatcounter` command, one module per command group: `serve`, `db ...`
-(db, sites, tokens) and `import`."""
+(db, sites, tokens), `import` and `tail`."""
 from __future__ import annotations
 
 from flask import Flask
@@ -18,12 +18,14 @@ def init_app(app: Flask) -> None:
         imports,
         serve,
         sites,
+        tail,
         tokens,
         users,
     )
     app.cli.add_command(serve.serve_command)
     app.cli.add_command(db.db_cli)
     app.cli.add_command(imports.import_command)
+    app.cli.add_command(tail.tail_command)
 
 
 main = FlaskGroup(create_app=_create_app, add_default_commands=False, add_version_option=False,

@@ -21,10 +21,10 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from flask import Flask, current_app, request
+from flask import Flask, Response, current_app, request
 
 from goatcounter.accounts import sites
-from goatcounter.counting import spool, store
+from goatcounter.counting import livelog, spool, store
 from goatcounter.counting.pipeline.process import Hit
 from goatcounter.storage import db
 
@@ -40,7 +40,7 @@ IDLE_CHECK = 0.5
 
 _FIELDS = ("path", "title", "event", "ref", "ref_scheme", "campaign", "width", "bot",
            "browser", "system", "location", "language", "user_agent", "session_key",
-           "created_at", "ignored")
+           "created_at", "ignored", "received")
 
 
 def encode(site_id: int, hit: Hit) -> bytes:
@@ -52,6 +52,9 @@ def encode(site_id: int, hit: Hit) -> bytes:
 def decode(line: bytes) -> tuple[int, Hit]:
     """(site id, hit) of a spool line."""
     site_id, *rest = json.loads(line)
+    if len(rest) == len(_FIELDS) - 1:
+        # Written before lines carried their arrival time.
+        rest.append(rest[_FIELDS.index("created_at")])
     values: dict[str, Any] = dict(zip(_FIELDS, rest, strict=True))
     for key in ("browser", "system"):
         if values[key] is not None:
@@ -124,13 +127,23 @@ def _count_file(conn: sqlite3.Connection, path: str, name: str, most: int) -> Pr
             site_id, hit = decode(piece.line)
             by_site[site_id].append(hit)
             counted += 1
+    live = livelog.on()
     for site_id, hits in by_site.items():
         site = sites.get(conn, site_id)
         if site is not None:
             store.save_in(conn, site, hits)
+            if live:
+                livelog.write(conn, livelog.counted_rows(site, hits, "count", _writer(name)))
     _mark(conn, name, pieces[-1].end)
     _warn_lost(name, pieces)
     return Progress(counted, True)
+
+
+def _writer(name: str) -> str:
+    """The worker that wrote a spool file, as the live log names it (the pid is the
+    first part of the file's name)."""
+    pid = name.split("-", 1)[0]
+    return livelog.worker_name(int(pid)) if pid.isdigit() else livelog.worker_name()
 
 
 def _set_aside(conn: sqlite3.Connection, path: str, name: str, error: BaseException) -> None:
@@ -234,6 +247,8 @@ class Drainer:
         self.thread: threading.Thread | None = None
         self.pid = 0
         self.stopping = threading.Event()
+        # Set when a reply left work that the throttle kept from being done at once.
+        self.wakeup = threading.Event()
         # Jobs the background thread also runs when idle (upkeep adds its schedule), each
         # called with the app; they decide themselves how often to do work.
         self.idle_jobs: list[Callable[[Flask], object]] = []
@@ -245,11 +260,17 @@ class Drainer:
             self._ensure_thread()
 
     def soon(self) -> None:
-        """Called after a /count reply has gone out."""
-        if self.app.config["COUNT_IN_BACKGROUND"]:
+        """Called after a /count reply has gone out (or any reply that noted live log
+        entries)."""
+        background = self.app.config["COUNT_IN_BACKGROUND"]
+        if background:
             self._ensure_thread()
         if time.monotonic() - self.last >= DRAIN_EVERY:
             self.run()
+        elif background:
+            # Done by the background thread once the throttle allows, rather than when
+            # the next request comes (or the thread's next idle check).
+            self.wakeup.set()
 
     def run(self) -> None:
         if not self.lock.acquire(blocking=False):
@@ -258,6 +279,7 @@ class Drainer:
             self.last = time.monotonic()
             with self.app.app_context():
                 drain()
+                livelog.of(self.app).flush(db.get_db())
         except Exception as exc:
             # The rows stay pending and are counted on the next try.
             if db.is_disconnect(exc):
@@ -279,23 +301,41 @@ class Drainer:
     def stop(self) -> None:
         """End the background thread (for tests; workers just exit)."""
         self.stopping.set()
+        self.wakeup.set()
         if self.thread is not None:
             self.thread.join(timeout=5)
 
     def _idle_loop(self) -> None:
         pause = IDLE_CHECK
-        while not self.stopping.wait(pause):
-            if time.monotonic() - self.last >= IDLE_CHECK:
+        jobs_at = time.monotonic()
+        while not self.stopping.is_set():
+            woken = self.wakeup.wait(pause)
+            if self.stopping.is_set():
+                return
+            if woken:
+                self.wakeup.clear()
+                wait = DRAIN_EVERY - (time.monotonic() - self.last)
+                if wait > 0 and self.stopping.wait(wait):
+                    return
                 self.run()
-            busy = False
-            for job in self.idle_jobs:
-                try:
-                    # A job that did a slice of a longer work (an import) says so: the
-                    # loop comes back at once, after counting what came in meanwhile.
-                    busy = bool(job(self.app)) or busy
-                except Exception:
-                    log.exception("background job failed")
-            pause = 0.0 if busy else IDLE_CHECK
+            elif time.monotonic() - self.last >= IDLE_CHECK:
+                self.run()
+            # Jobs keep their pace when replies wake the thread more often.
+            if pause == 0.0 or time.monotonic() - jobs_at >= IDLE_CHECK:
+                jobs_at = time.monotonic()
+                pause = 0.0 if self._jobs() else IDLE_CHECK
+
+    def _jobs(self) -> bool:
+        """Run the idle jobs; whether one of them has more to do at once."""
+        busy = False
+        for job in self.idle_jobs:
+            try:
+                # A job that did a slice of a longer work (an import) says so: the
+                # loop comes back at once, after counting what came in meanwhile.
+                busy = bool(job(self.app)) or busy
+            except Exception:
+                log.exception("background job failed")
+        return busy
 
 
 def _retry(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> int:
@@ -345,8 +385,9 @@ def _still_failing(conn: sqlite3.Connection, row_id: int, error: BaseException) 
                   "id": row_id})
 
 
-# Reads that must see every accepted pageview.
-_READS = ("/api/v0/stats", "/api/v0/paths", "/api/v0/export")
+# Reads that must see every accepted pageview (and the live log every entry of this
+# process).
+_READS = ("/api/v0/stats", "/api/v0/paths", "/api/v0/export", "/live")
 
 
 def catch_up(conn: sqlite3.Connection | None = None) -> None:
@@ -359,10 +400,21 @@ def catch_up(conn: sqlite3.Connection | None = None) -> None:
 
 def _before_read() -> None:
     if request.path.startswith(_READS):
-        catch_up()
+        conn = db.get_db()
+        catch_up(conn)
+        if request.path.startswith("/live"):
+            livelog.of().flush(conn)
+
+
+def _after_reply(response: Response) -> Response:
+    """Live log entries noted by a request are written right after its reply."""
+    if livelog.of().waiting():
+        response.call_on_close(current_app.extensions["goatcounter_pending"].soon)
+    return response
 
 
 def init_app(app: Flask) -> None:
     app.extensions["goatcounter_spool"] = spool.Spool(app.config["DB_PATH"] + "-pending")
     app.extensions["goatcounter_pending"] = Drainer(app)
     app.before_request(_before_read)
+    app.after_request(_after_reply)

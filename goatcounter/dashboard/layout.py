@@ -41,6 +41,7 @@ class NavItem(NamedTuple):
 
 NAV = (
     NavItem("dashboard", "Dashboard", "dashboard.home"),
+    NavItem("live", "Live", "live.page"),
     NavItem("settings", "Settings", "settings.main", "s"),
     # A read-only user's settings are their own preferences.
     NavItem("settings", "Settings", "user_prefs.pref"),

@@ -20,7 +20,7 @@ from werkzeug.wsgi import ClosingIterator
 
 from goatcounter import clock
 from goatcounter.accounts import sites
-from goatcounter.counting import pending, sessions, spool
+from goatcounter.counting import livelog, pending, sessions, spool
 from goatcounter.counting.pipeline import bots, languages, sizes, urls
 from goatcounter.counting.pipeline.process import Hit, Incoming, process
 from goatcounter.errors import APIError
@@ -48,11 +48,15 @@ STORE_RETRY_AFTER = "60"
 
 
 class Reply(NamedTuple):
-    """What to answer: a status, an explanation (X-Goatcounter) and the hit to keep."""
+    """What to answer: a status, an explanation (X-Goatcounter) and the hit to keep; for
+    a pageview not kept, the live log's decision and reason, and what the pipeline made
+    of it (if it got that far)."""
 
     status: int
     explain: str | None = None
     hit: Hit | None = None
+    refused: tuple[str, str] | None = None
+    seen: Hit | None = None
 
 
 class _Decode(ValueError):
@@ -94,22 +98,23 @@ def decide(args: Mapping[str, str], headers: Mapping[str, str] | Headers, ip: st
            now: float) -> Reply:
     """Upstream's checks, in upstream's order, for one pageview of `site`."""
     if bots.is_prefetch(headers):
-        return Reply(200)
+        return Reply(200, refused=("ignored", "a prefetch: the visitor may never see the page"))
     settings = site["settings"]
     if ip in sites.ignored_ips(settings):
-        return Reply(202, f'ignored because "{ip}" is in the IP ignore list')
+        return _refuse(202, "ignored", f'ignored because "{ip}" is in the IP ignore list')
     try:
         event = _bool(args.get("e", ""), "e")
         no_session = _bool(args.get("ns", ""), "ns")
         bot = _int(args.get("b", ""), "b")
         width = sizes.width(args.get("s", ""))
     except (_Decode, sizes.SizeError) as exc:
-        return Reply(400, f"error decoding parameters: {exc}")
+        return _refuse(400, "invalid", f"error decoding parameters: {exc}")
     if 0 < bot < 150:
-        return Reply(400, f"wrong value: b={bot}")
+        return _refuse(400, "invalid", f"wrong value: b={bot}")
     path = args.get("p", "")
     if len(path.encode("utf-8", "surrogateescape")) > 2048:
-        return Reply(400, f"ignored because path is longer than 2048 bytes ({uri_length} bytes)")
+        return _refuse(400, "invalid", "ignored because path is longer than 2048 bytes"
+                                       f" ({uri_length} bytes)")
     ua = headers.get("User-Agent", "")
     bot = bots.from_request(ua) or bot
     hit = Incoming(path=path, title=args.get("t", ""), event=event, ref=args.get("r", ""),
@@ -117,8 +122,25 @@ def decide(args: Mapping[str, str], headers: Mapping[str, str] | Headers, ip: st
                    language=languages.from_accept_language(headers.get("Accept-Language", "")))
     result = process(hit, settings, now, None if no_session else session_key(f"u:{ua}-{ip}"))
     if isinstance(result, str):
-        return Reply(400, "not valid: " + result.replace("\n", " ").strip())
-    return Reply(200, None, None if result.dropped else result)
+        return _refuse(400, "invalid", "not valid: " + result.replace("\n", " ").strip())
+    if result.dropped:
+        return Reply(200, refused=livelog.judge(result, "count", 0), seen=result)
+    return Reply(200, None, result)
+
+
+def _refuse(status: int, decision: str, explain: str) -> Reply:
+    return Reply(status, explain, refused=(decision, explain))
+
+
+def live_row(site_id: int, args: Mapping[str, str], reply: Reply, now: float) -> livelog.Row:
+    """The live log's entry for a pageview that was not kept."""
+    decision, reason = reply.refused or ("invalid", reply.explain or "")
+    if reply.seen is not None:
+        return livelog.hit_row(site_id, reply.seen, "count", decision, reason,
+                               livelog.worker_name(), at=now)
+    return livelog.raw_row(site_id, now, "count", decision, reason, path=args.get("p", ""),
+                           title=args.get("t", ""), event=args.get("e", "") in ("true", "1"),
+                           ref=args.get("r", ""))
 
 
 def _gif(status: int, explain: str | None, extra: dict[str, str]) -> tuple[str, list, bytes]:
@@ -141,6 +163,7 @@ class PixelEndpoint:
         self.app = app
         self.wrapped = wrapped
         self.secret = app.config["SECRET_KEY"]
+        self.live = livelog.of(app)
 
     def __call__(self, environ: dict[str, Any],
                  start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -157,7 +180,7 @@ class PixelEndpoint:
             status, headers, body = self._crash(environ, exc)
         headers.append(("Content-Length", str(len(body))))
         start_response(status, headers)
-        if keep:
+        if keep or self.live.waiting():
             return ClosingIterator([body], self.app.extensions["goatcounter_pending"].soon)
         return [body]
 
@@ -173,17 +196,24 @@ class PixelEndpoint:
             except APIError as exc:
                 return _json(exc.status, exc.body(), {})
             ip = environ.get("REMOTE_ADDR", "")
+            now = clock.now()
+            query = environ.get("QUERY_STRING", "").encode("latin-1")
             limited = ratelimit.check_count(self.app, ip, headers.get("User-Agent", ""))
             extra = limited.headers if limited else {}
             if limited and not limited.allowed:
+                if self.live.on:
+                    self.live.note(live_row(site["id"], parse_args(query), Reply(
+                        429, refused=("ratelimited", limited.message)), now))
                 return _json(429, {"error": limited.message}, extra)
-            query = environ.get("QUERY_STRING", "").encode("latin-1")
             uri = len(environ.get("PATH_INFO", "").encode("latin-1")) + 1 + len(query)
-            reply = decide(parse_args(query), headers, ip, site, uri,
-                           lambda key: sessions.client_key(self.secret, key), clock.now())
+            args = parse_args(query)
+            reply = decide(args, headers, ip, site, uri,
+                           lambda key: sessions.client_key(self.secret, key), now)
             if reply.hit is not None:
                 pending.add(site["id"], reply.hit, self.app.extensions["goatcounter_spool"])
                 keep.append((site["id"], reply.hit))
+            elif self.live.on:
+                self.live.note(live_row(site["id"], args, reply, now))
             return _gif(reply.status, reply.explain, extra)
         finally:
             pool.put(conn)

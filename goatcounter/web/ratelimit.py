@@ -25,6 +25,7 @@ from limits.storage import Storage
 
 from goatcounter import clock, server_config
 from goatcounter.accounts import tokens
+from goatcounter.counting import livelog
 from goatcounter.errors import APIError
 from goatcounter.responses import json_response
 from goatcounter.web import pages
@@ -273,9 +274,26 @@ def _too_many(exc: RateLimitExceeded) -> Response:
     current = get_limiter().current_limit
     wait = current.window[0] - clock.now() if current else 0.0
     message = f"rate limited exceeded; try again in {go_duration(wait)}"
+    _note_refused(message)
     if pages.is_page():
         return pages.error_page(429, message)
     return json_response({"error": message}, 429)
+
+
+def _note_refused(message: str) -> None:
+    """A live log entry for a batch of the site's own token that the limit refused (its
+    hits are not read: one entry for the request)."""
+    if request.path != "/api/v0/count" or not str(g.get("ratelimit_key")).startswith("token:"):
+        return
+    log = livelog.of()
+    if not log.on:
+        return
+    try:
+        site = tokens.current_site()
+    except APIError:
+        return
+    log.note(livelog.raw_row(site["id"], clock.now(), "api", "ratelimited",
+                             message + " (the batch was not read)"))
 
 
 def _new_request() -> None:

@@ -6,6 +6,7 @@ Codes as upstream: 3 a URL in the user agent, 4 a client library, 5 a known craw
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -36,20 +37,55 @@ _detector = CrawlerDetect()
 def from_user_agent(ua: str) -> int:
     """The bot code for a User-Agent (0 for a person). An empty one is left alone: API
     clients often send none."""
+    return _rule(ua, _detector)[0]
+
+
+def _rule(ua: str, detector: CrawlerDetect) -> tuple[int, str]:
+    """The bot code for a User-Agent and the rule that gave it: the one definition that
+    both the cached check and `explain` use."""
     ua = ua.strip()
     if not ua:
-        return NONE
-    if _LIBRARIES.match(ua):
-        return CLIENT_LIBRARY
+        return NONE, ""
+    library = _LIBRARIES.match(ua)
+    if library:
+        return CLIENT_LIBRARY, f"a client library ({library[1]})"
     if "http://" in ua or "https://" in ua or "www." in ua:
-        return URL_IN_UA if not _detector.isCrawler(ua) else KNOWN_BOT
-    if _detector.isCrawler(ua):
-        return KNOWN_BOT
-    if _BOT_WORDS.search(ua):
-        return BOT_LIKE
-    if len(ua) < 20 or "/" not in ua:
-        return SHORT_OR_ODD
-    return NONE
+        if detector.isCrawler(ua):
+            return KNOWN_BOT, f"a known crawler ({detector.getMatches()})"
+        return URL_IN_UA, "a URL in the user agent"
+    if detector.isCrawler(ua):
+        return KNOWN_BOT, f"a known crawler ({detector.getMatches()})"
+    word = _BOT_WORDS.search(ua)
+    if word:
+        return BOT_LIKE, f"a bot word ({word[0]})"
+    if len(ua) < 20:
+        return SHORT_OR_ODD, "a user agent shorter than 20 characters"
+    if "/" not in ua:
+        return SHORT_OR_ODD, "a user agent without a /"
+    return NONE, ""
+
+
+# count.js's codes for the traces a headless browser leaves.
+SCRIPT_CODES = {150: "PhantomJS", 151: "Nightmare", 152: "Selenium",
+                153: "navigator.webdriver"}
+# Explanations run after the reply, in the counting thread; a detector of their own keeps
+# the matched pattern from being another thread's.
+_explainer = CrawlerDetect()
+_explain_lock = threading.Lock()
+
+
+def explain(code: int, ua: str, sent_by: str) -> str:
+    """Why a hit is a bot, for the live log: the code and the rule that matched, or who
+    said so (`sent_by` names the parameter the client sent it in)."""
+    with _explain_lock:
+        found, rule = _rule(ua, _explainer)
+    if found == code and rule:
+        return f"bot {code}: {rule}"
+    if not ua.strip() and code == SHORT_OR_ODD and sent_by == "b":
+        return f"bot {code}: no User-Agent header"
+    if code in SCRIPT_CODES and sent_by == "b":
+        return f"bot {code}: count.js saw a headless browser ({SCRIPT_CODES[code]}, b={code})"
+    return f"bot {code}: sent as {sent_by}={code}"
 
 
 def is_prefetch(headers: Mapping[str, str] | Headers) -> bool:

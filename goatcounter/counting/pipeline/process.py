@@ -85,6 +85,8 @@ class Hit:
     ignored: bool = False
     # Accepted but dropped entirely (referrer spam).
     dropped: bool = False
+    # When the request arrived (with microseconds): the live log's order.
+    received: float = 0.0
     # Filled in by storage.
     path_id: int = 0
     ref_id: int = 1
@@ -212,4 +214,4 @@ def process(raw: Incoming, settings: dict[str, Any], now: float,
         # Half a second rounds up, as Go's Round does.
         created_at=math.floor(created + 0.5), ignored=paths.ignored(path),
         # Spam is judged on what was sent, even when referrers aren't collected.
-        dropped=referrers.is_spam(source or raw.ref))
+        dropped=referrers.is_spam(source or raw.ref), received=now)

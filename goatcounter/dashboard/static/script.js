@@ -152,6 +152,164 @@
             input.reportValidity();
         });
     });
+    // The live log (/live): new entries are asked for every half second while the page
+    // is in view, and put in place by arrival time. A short poll, not a stream: an open
+    // stream would hold one of the server's few worker processes for as long as the
+    // page stays open.
+    var POLL_MS = 500;
+    // Ids seen this long ago are settled: nothing below them can still turn up.
+    var SETTLE_MS = 2000;
+
+    var live = function(list) {
+        var status = document.querySelector('[data-live-status]');
+        var empty = document.querySelector('[data-live-empty]');
+        var filter = document.querySelector('[data-live-filter]');
+        var most = parseInt(list.dataset.most, 10) || 100;
+        var decision = list.dataset.decision || '';
+        var floor = parseInt(list.dataset.newest, 10) || 0;
+        var marks = [];
+        var seen = {};
+        var timer = null;
+        var failed = false;
+
+        list.querySelectorAll('li[data-id]').forEach(function(li) { seen[li.dataset.id] = true; });
+        if (filter)
+            filter.querySelectorAll('[data-no-script]').forEach(function(el) { el.hidden = true; });
+
+        var text = function(tag, cls, value) {
+            var el = document.createElement(tag);
+            if (cls)
+                el.className = cls;
+            el.textContent = value;
+            return el;
+        };
+
+        // The same markup as the page's own rows (templates/live.html).
+        var row = function(e) {
+            var li = document.createElement('li');
+            li.className = 'live-entry live-new';
+            li.dataset.id = e.id;
+            li.dataset.at = e.at;
+            var time = text('time', '', e.shown_time);
+            time.setAttribute('datetime', e.time);
+            time.title = e.shown_date;
+            li.appendChild(time);
+            li.appendChild(text('span', 'badge badge-' + e.decision, e.decision));
+            var what = text('span', 'live-what', '');
+            if (e.event) {
+                what.appendChild(text('span', 'live-event', 'event'));
+                what.appendChild(document.createTextNode(' '));
+            }
+            what.appendChild(text('span', 'live-path', e.path || '(no path)'));
+            if (e.title) {
+                what.appendChild(document.createTextNode(' '));
+                what.appendChild(text('span', 'live-title', e.title));
+            }
+            li.appendChild(what);
+            li.appendChild(text('span', 'live-endpoint', e.endpoint_name));
+            if (e.reason)
+                li.appendChild(text('span', 'live-reason', e.reason));
+            if (e.details)
+                li.appendChild(text('span', 'live-details', e.details));
+            return li;
+        };
+
+        var place = function(li) {
+            var at = parseFloat(li.dataset.at);
+            var id = parseInt(li.dataset.id, 10);
+            var next = list.firstElementChild;
+            while (next) {
+                var nat = parseFloat(next.dataset.at);
+                if (nat < at || (nat === at && parseInt(next.dataset.id, 10) < id))
+                    break;
+                next = next.nextElementSibling;
+            }
+            list.insertBefore(li, next);
+        };
+
+        var show = function(entries) {
+            var highest = 0;
+            entries.forEach(function(e) {
+                highest = Math.max(highest, e.id);
+                if (seen[e.id])
+                    return;
+                seen[e.id] = true;
+                place(row(e));
+            });
+            while (list.children.length > most)
+                list.removeChild(list.lastElementChild);
+            var now = Date.now();
+            marks.push([now, highest]);
+            while (marks.length && marks[0][0] <= now - SETTLE_MS)
+                floor = Math.max(floor, marks.shift()[1]);
+            if (empty)
+                empty.hidden = list.children.length > 0;
+        };
+
+        var say = function(message) {
+            if (status)
+                status.textContent = message;
+        };
+
+        var schedule = function(ms) {
+            clearTimeout(timer);
+            timer = setTimeout(poll, ms);
+        };
+
+        var poll = function() {
+            if (document.hidden)
+                return;  // Asked again when the page is in view.
+            var url = '/live.json?after=' + floor + (decision ? '&decision=' + encodeURIComponent(decision) : '');
+            fetch(url, {credentials: 'same-origin', headers: {'Accept': 'application/json'}})
+                .then(function(resp) {
+                    var type = resp.headers.get('Content-Type') || '';
+                    if (resp.redirected || !resp.ok || type.indexOf('application/json') !== 0)
+                        throw new Error(resp.redirected ? 'signed out' : 'error ' + resp.status);
+                    return resp.json();
+                })
+                .then(function(data) {
+                    show(data.entries);
+                    failed = false;
+                    say('Live: new entries appear as they arrive' + (decision ? ' (' + decision + ' only)' : '') + '.');
+                    schedule(POLL_MS);
+                })
+                .catch(function(err) {
+                    say('Not updating (' + err.message + '); trying again. Reload the page if this stays.');
+                    // Back off while the server can't answer.
+                    schedule(failed ? 5000 : 2000);
+                    failed = true;
+                });
+        };
+
+        var choose = function(value) {
+            decision = value;
+            floor = 0;
+            marks = [];
+            seen = {};
+            while (list.firstChild)
+                list.removeChild(list.firstChild);
+            var url = '/live' + (value ? '?decision=' + encodeURIComponent(value) : '');
+            history.replaceState(null, '', url);
+            poll();
+        };
+
+        if (filter) {
+            filter.addEventListener('change', function(event) {
+                if (event.target.name === 'decision')
+                    choose(event.target.value);
+            });
+            filter.addEventListener('submit', function(event) { event.preventDefault(); });
+        }
+        document.addEventListener('visibilitychange', function() {
+            if (!document.hidden)
+                schedule(0);
+        });
+        schedule(0);
+    };
+
+    var list = document.querySelector('[data-live-list]');
+    if (list)
+        live(list);
 })();
 
 // The dashboard works without this script (every view is a link or a GET form); with
