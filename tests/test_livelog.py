@@ -246,6 +246,7 @@ def test_duplicate_on_the_api(app, api):
 
 def test_only_the_newest_entries_of_each_site_are_kept(app, api, site, monkeypatch):
     monkeypatch.setattr(livelog, "KEEP", 5)
+    monkeypatch.setattr(livelog, "TRIM_EVERY", 1)
     other, other_token = make_site(app, cname="other.example.com", email="o@example.com")
     API(app.test_client(), other_token, other["cname"]).post(
         "/api/v0/count", {"hits": [hit("/theirs")]})

@@ -33,8 +33,10 @@ def assert_page(resp, status: int, text: str | None = None) -> str:
     return html
 
 
-@pytest.mark.parametrize("path", ["/user/new", "/no/such/page"])
+@pytest.mark.parametrize("path", ["/user/new", "/no/such/page", "/live", "/live.json"])
 def test_every_page_has_the_headers(client, site, path):
+    if path.startswith("/live"):
+        sign_in(client)
     resp = client.get(path, headers={"Host": HOST})
     assert resp.headers["Content-Security-Policy"] == (
         "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -44,7 +46,7 @@ def test_every_page_has_the_headers(client, site, path):
 
 def test_no_inline_scripts_or_styles(client, site):
     sign_in(client)
-    for path in ("/user/new", "/", "/no/such/page"):
+    for path in ("/user/new", "/", "/live", "/live?decision=bot", "/no/such/page"):
         html = client.get(path, headers={"Host": HOST}).get_data(as_text=True)
         assert not re.search(r"<script(?![^>]*\bsrc=)", html), path
         assert "<style" not in html and " style=" not in html, path

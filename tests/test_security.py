@@ -112,6 +112,8 @@ REQUIRED: dict[tuple[str, str], int | str | None] = {
     ("settings_export.download", "GET"): PAGE,
     ("settings_export.start_import", "POST"): PAGE,
     ("settings_export.import_status", "GET"): PAGE,
+    ("live.page", "GET"): PAGE,
+    ("live.entries_json", "GET"): PAGE,
 }
 API_ROUTES = [k for k, v in REQUIRED.items() if v not in (PUBLIC, PAGE)]
 # Pages open to a signed-out browser.

@@ -38,8 +38,11 @@ from goatcounter.storage import db
 
 DECISIONS = ("counted", "bot", "ignored", "invalid", "ratelimited", "duplicate")
 ENDPOINTS = ("count", "api")
-# Entries kept per site.
+# Entries kept per site. Trimming walks the site's KEEP newest entries, so it is done
+# once a process has added TRIM_EVERY to a site, not in every transaction: a site holds
+# up to TRIM_EVERY more per worker for a while; readers never give out more than KEEP.
 KEEP = 1000
+TRIM_EVERY = 100
 # Characters kept of a path, title, referrer or reason: enough to recognise one, and the
 # log stays small even when a client sends kilobytes.
 TEXT = 300
@@ -70,10 +73,15 @@ def worker_name(pid: int | None = None) -> str:
 
 
 def _cut(text: str) -> str:
-    text = text.encode("utf-8", "replace").decode("utf-8") if text else ""
     return text if len(text) <= TEXT else text[:TEXT - 1] + "…"
 
 
+def _clean(text: str) -> str:
+    """A text as a client sent it, before validation: cut, and storable as UTF-8."""
+    return _cut(text.encode("utf-8", "replace").decode("utf-8")) if text else ""
+
+
+@functools.lru_cache(maxsize=4096)
 def size_class(width: int) -> str:
     """The size class of a screen width, as stats/sizes groups them."""
     for name, low, high in sizes.CLASSES:
@@ -108,14 +116,15 @@ def judge(hit: Hit, endpoint: str, flags: int) -> tuple[str, str]:
 
 def hit_row(site_id: int, hit: Hit, endpoint: str, decision: str, reason: str,
             worker: str, at: float | None = None) -> Row:
-    """An entry for a hit that went through the pipeline."""
+    """An entry for a hit that went through the pipeline (its texts are valid UTF-8)."""
     counted = decision == "counted"
+    browser, system = hit.browser, hit.system
     return (site_id, at if at is not None else (hit.received or float(hit.created_at)),
             endpoint, _cut(hit.path), _cut(hit.title), int(hit.event), _cut(hit.ref), decision,
-            _cut(reason), " ".join(hit.browser).strip() if hit.browser else "",
-            " ".join(hit.system).strip() if hit.system else "",
+            reason, f"{browser[0]} {browser[1]}".strip() if browser else "",
+            f"{system[0]} {system[1]}".strip() if system else "",
             size_class(hit.width) if hit.width else "", hit.location,
-            hit.session.hex()[:8] if hit.session and counted else "",
+            hit.session.hex()[:8] if counted and hit.session else "",
             int(hit.first_visit) if counted else None, worker)
 
 
@@ -123,8 +132,8 @@ def raw_row(site_id: int, at: float, endpoint: str, decision: str, reason: str, 
             path: str = "", title: str = "", event: bool = False, ref: str = "",
             worker: str | None = None) -> Row:
     """An entry for a request refused before the pipeline made anything of it."""
-    return (site_id, at, endpoint, _cut(path), _cut(title), int(event), _cut(ref), decision,
-            _cut(reason), "", "", "", "", "", None, worker or worker_name())
+    return (site_id, at, endpoint, _clean(path), _clean(title), int(event), _clean(ref),
+            decision, _clean(reason), "", "", "", "", "", None, worker or worker_name())
 
 
 def counted_rows(site: dict[str, Any], hits: Iterable[Hit], endpoint: str,
@@ -134,13 +143,21 @@ def counted_rows(site: dict[str, Any], hits: Iterable[Hit], endpoint: str,
     return [hit_row(site["id"], h, endpoint, *judge(h, endpoint, flags), worker) for h in hits]
 
 
+# Entries this process added to each site since it last trimmed it.
+_added: collections.Counter[int] = collections.Counter()
+
+
 def write(conn: sqlite3.Connection, rows: list[Row]) -> None:
-    """Add entries (inside a write transaction) and trim their sites to KEEP."""
+    """Add entries (inside a write transaction), and trim sites to KEEP now and then."""
     if not rows:
         return
     conn.executemany(_INSERT, rows)
-    for site_id in {row[0] for row in rows}:
-        conn.execute(_TRIM, {"s": site_id, "keep": KEEP})
+    for site_id, count in collections.Counter(row[0] for row in rows).items():
+        _added[site_id] += count
+        if _added[site_id] >= TRIM_EVERY:
+            conn.execute(_TRIM, {"s": site_id, "keep": KEEP})
+            # Should this transaction roll back, the next one trims: no harm done.
+            _added[site_id] = 0
 
 
 class Log:
@@ -160,19 +177,27 @@ class Log:
     def waiting(self) -> bool:
         return bool(self._waiting)
 
+    def take(self) -> list[Row]:
+        """Every entry noted so far, to be written by the caller (or given back)."""
+        rows = []
+        while self._waiting:
+            rows.append(self._waiting.popleft())
+        return rows
+
+    def give_back(self, rows: list[Row]) -> None:
+        """Entries taken but not written: in front of what was noted meanwhile."""
+        self._waiting.extendleft(reversed(rows))
+
     def flush(self, conn: sqlite3.Connection) -> int:
         """Write every entry noted so far, in one transaction."""
         if not self._waiting:
             return 0
         with self._lock:
-            rows = []
-            while self._waiting:
-                rows.append(self._waiting.popleft())
+            rows = self.take()
             try:
                 db.write(lambda c: write(c, rows), conn)
             except BaseException:
-                # Kept for the next try, in front of what came meanwhile.
-                self._waiting.extendleft(reversed(rows))
+                self.give_back(rows)
                 raise
         return len(rows)
 
@@ -210,7 +235,8 @@ def _in_order(entries: list[dict[str, Any]], newest_first: bool) -> list[dict[st
 def recent(conn: sqlite3.Connection, site_id: int, limit: int = 100,
            decision: str | None = None, after_id: int = 0) -> list[dict[str, Any]]:
     """A site's newest entries (of one decision, or all; with an id above `after_id`),
-    newest first."""
+    newest first; never more than KEEP."""
+    limit = min(limit, KEEP)
     where = "site_id = :s AND id > :after" + (" AND decision = :d" if decision else "")
     rows = conn.execute(f"{_SELECT} WHERE {where} ORDER BY id DESC LIMIT :n",
                         {"s": site_id, "d": decision, "n": limit,

@@ -113,9 +113,13 @@ def _warn_lost(name: str, pieces: list[spool.Piece]) -> None:
                     " a truncation)", name, lost)
 
 
-def _count_file(conn: sqlite3.Connection, path: str, name: str, most: int) -> Progress:
+def _count_file(conn: sqlite3.Connection, path: str, name: str, most: int,
+                notes: list[livelog.Row] | None = None) -> Progress:
     """Count up to `most` lines of one file from where counting stopped (inside a
-    transaction begun with store.write); the new position is recorded in it too."""
+    transaction begun with store.write); the new position is recorded in it too, and
+    the live log's `notes` are written in it."""
+    if notes:
+        livelog.write(conn, notes)
     start = _start(conn, path, name)
     pieces = spool.read_lines(path, start, MAX_BYTES)[:most]
     if not pieces:
@@ -213,20 +217,26 @@ def drain(conn: sqlite3.Connection | None = None) -> int:
     conn = conn or db.get_db()
     where = queue()
     total = 0
-    for name, path in list(where.files()):
-        while True:
-            try:
-                step = store.write(functools.partial(_count_file, path=path, name=name,
-                                                     most=BATCH), conn)
-            except Exception as exc:
-                # A busy or lost database is nobody's pageview's fault: try again later.
-                if db.is_busy(exc) or db.is_disconnect(exc):
-                    raise
-                step = _one_by_one(conn, path, name, BATCH)
-            total += step.counted
-            if not step.moved:
-                break
-        _tidy(conn, where, path, name)
+    # The live log entries this process noted ride along in the first transaction.
+    notes = livelog.of().take()
+    try:
+        for name, path in list(where.files()):
+            while True:
+                try:
+                    step = store.write(functools.partial(_count_file, path=path, name=name,
+                                                         most=BATCH, notes=notes), conn)
+                    notes = []
+                except Exception as exc:
+                    # A busy or lost database is nobody's pageview's fault: try again later.
+                    if db.is_busy(exc) or db.is_disconnect(exc):
+                        raise
+                    step = _one_by_one(conn, path, name, BATCH)
+                total += step.counted
+                if not step.moved:
+                    break
+            _tidy(conn, where, path, name)
+    finally:
+        livelog.of().give_back(notes)
     return total
 
 
@@ -385,9 +395,8 @@ def _still_failing(conn: sqlite3.Connection, row_id: int, error: BaseException) 
                   "id": row_id})
 
 
-# Reads that must see every accepted pageview (and the live log every entry of this
-# process).
-_READS = ("/api/v0/stats", "/api/v0/paths", "/api/v0/export", "/live")
+# Reads that must see every accepted pageview.
+_READS = ("/api/v0/stats", "/api/v0/paths", "/api/v0/export")
 
 
 def catch_up(conn: sqlite3.Connection | None = None) -> None:
@@ -402,8 +411,14 @@ def _before_read() -> None:
     if request.path.startswith(_READS):
         conn = db.get_db()
         catch_up(conn)
-        if request.path.startswith("/live"):
-            livelog.of().flush(conn)
+    elif request.path.startswith("/live"):
+        # The live log may lag a moment: the background threads count within a fraction
+        # of a second, and a page polling twice a second must not add counting (and
+        # waiting for the write lock) to every poll. Without them, the page counts.
+        conn = db.get_db()
+        if not current_app.config["COUNT_IN_BACKGROUND"] and backlog(conn):
+            drain(conn)
+        livelog.of().flush(conn)
 
 
 def _after_reply(response: Response) -> Response:

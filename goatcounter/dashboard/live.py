@@ -1,12 +1,18 @@
 """GET /live: the site's live log, newest first, as the requests arrive; GET /live.json is
 what the page's script asks for every half second (polling: see README, "The live
-log", for why not a stream)."""
+log", for why not a stream).
+
+A poll is cheap when nothing is new (one indexed query). When entries come faster than
+anyone reads them, every open page would format the same newest entries twice a second:
+a reply is kept for REUSE seconds per process and given to every page of the site that
+asks meanwhile."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from goatcounter.counting import livelog
 from goatcounter.dashboard.access import current_site, current_user, login_required
@@ -16,8 +22,10 @@ from goatcounter.storage import db
 
 bp = Blueprint("live", __name__)
 
-# Entries a page shows (and one reply of /live.json holds) at most.
+# Entries a page shows at most, and what one reply of /live.json holds at most.
 SHOWN = 100
+POLLED = 50
+REUSE = 0.25
 ENDPOINTS = {"count": "/count", "api": "API"}
 
 
@@ -55,12 +63,10 @@ def shown(entry: dict[str, Any], zone: dt.tzinfo) -> dict[str, Any]:
             "details": " · ".join(details)}
 
 
-def _entries(decision: str | None, after: int) -> tuple[list[dict[str, Any]], int]:
-    site = current_site()
+def _entries(decision: str | None, limit: int) -> list[dict[str, Any]]:
     zone = ranges.user_zone(current_user())
-    conn = db.get_db()
-    found = livelog.recent(conn, site["id"], SHOWN, decision, after_id=after)
-    return [shown(e, zone) for e in found], livelog.newest_id(conn, site["id"])
+    found = livelog.recent(db.get_db(), current_site()["id"], limit, decision)
+    return [shown(e, zone) for e in found]
 
 
 @bp.route("/live", methods=["GET"])
@@ -69,8 +75,9 @@ def page() -> str:
     """GET /live[?decision=bot]: the newest entries of the site's live log, newest first;
     the page's script adds new ones as they come."""
     decision = _decision()
-    entries, newest = _entries(decision, 0)
-    return render_template("live.html", active="live", entries=entries, newest=newest,
+    newest = livelog.newest_id(db.get_db(), current_site()["id"])
+    return render_template("live.html", active="live", entries=_entries(decision, SHOWN),
+                           newest=newest,
                            decision=decision or "", decisions=livelog.DECISIONS,
                            keep=livelog.KEEP, shown_most=SHOWN)
 
@@ -78,9 +85,24 @@ def page() -> str:
 @bp.route("/live.json", methods=["GET"])
 @login_required
 def entries_json() -> Response:
-    """GET /live.json?after=ID[&decision=bot]: entries with an id above `after` (the newest
-    SHOWN of them), newest first, and the id of the site's newest entry."""
-    entries, newest = _entries(_decision(), _after())
+    """GET /live.json?after=ID[&decision=bot]: the site's newest entries (up to POLLED),
+    newest first, and the id of its newest entry; when that is not above `after`,
+    nothing new: no entries."""
+    decision, after = _decision(), _after()
+    site = current_site()
+    newest = livelog.newest_id(db.get_db(), site["id"])
+    entries: list[dict[str, Any]] = []
+    if newest > after:
+        key = (site["id"], decision, str(ranges.user_zone(current_user())))
+        kept = current_app.extensions.setdefault("goatcounter_live_replies", {})
+        found = kept.get(key)
+        if found is None or found[0] < time.monotonic():
+            if len(kept) > 256:
+                kept.clear()
+            found = (time.monotonic() + REUSE, newest, _entries(decision, POLLED))
+            kept[key] = found
+        # What the reply holds is as of the newest it was made with.
+        newest, entries = found[1], found[2]
     response = jsonify({"entries": entries, "newest": newest})
     response.headers["Cache-Control"] = "no-store"
     return response

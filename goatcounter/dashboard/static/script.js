@@ -157,8 +157,6 @@
     // stream would hold one of the server's few worker processes for as long as the
     // page stays open.
     var POLL_MS = 500;
-    // Ids seen this long ago are settled: nothing below them can still turn up.
-    var SETTLE_MS = 2000;
 
     var live = function(list) {
         var status = document.querySelector('[data-live-status]');
@@ -166,8 +164,8 @@
         var filter = document.querySelector('[data-live-filter]');
         var most = parseInt(list.dataset.most, 10) || 100;
         var decision = list.dataset.decision || '';
-        var floor = parseInt(list.dataset.newest, 10) || 0;
-        var marks = [];
+        // The newest id the server had: it answers with nothing while that is so.
+        var newest = parseInt(list.dataset.newest, 10) || 0;
         var seen = {};
         var timer = null;
         var failed = false;
@@ -227,21 +225,18 @@
             list.insertBefore(li, next);
         };
 
+        // The reply holds the newest entries, some of them shown already.
         var show = function(entries) {
-            var highest = 0;
             entries.forEach(function(e) {
-                highest = Math.max(highest, e.id);
                 if (seen[e.id])
                     return;
                 seen[e.id] = true;
                 place(row(e));
             });
-            while (list.children.length > most)
+            while (list.children.length > most) {
+                delete seen[list.lastElementChild.dataset.id];
                 list.removeChild(list.lastElementChild);
-            var now = Date.now();
-            marks.push([now, highest]);
-            while (marks.length && marks[0][0] <= now - SETTLE_MS)
-                floor = Math.max(floor, marks.shift()[1]);
+            }
             if (empty)
                 empty.hidden = list.children.length > 0;
         };
@@ -259,7 +254,7 @@
         var poll = function() {
             if (document.hidden)
                 return;  // Asked again when the page is in view.
-            var url = '/live.json?after=' + floor + (decision ? '&decision=' + encodeURIComponent(decision) : '');
+            var url = '/live.json?after=' + newest + (decision ? '&decision=' + encodeURIComponent(decision) : '');
             fetch(url, {credentials: 'same-origin', headers: {'Accept': 'application/json'}})
                 .then(function(resp) {
                     var type = resp.headers.get('Content-Type') || '';
@@ -268,6 +263,7 @@
                     return resp.json();
                 })
                 .then(function(data) {
+                    newest = data.newest;
                     show(data.entries);
                     failed = false;
                     say('Live: new entries appear as they arrive' + (decision ? ' (' + decision + ' only)' : '') + '.');
@@ -283,8 +279,7 @@
 
         var choose = function(value) {
             decision = value;
-            floor = 0;
-            marks = [];
+            newest = 0;
             seen = {};
             while (list.firstChild)
                 list.removeChild(list.firstChild);

@@ -2,9 +2,11 @@
 -- bot, ignored, invalid, ratelimited, duplicate) and why, for `goatcounter tail` and the
 -- /live page. Only the newest entries of each site are kept (counting/livelog.py trims
 -- it in the transaction that adds to it), so it stays small however busy a site is.
--- Ids only grow (AUTOINCREMENT never gives one twice): readers follow the log by id.
+-- Readers follow the log by id, so ids must only grow. A new row gets the highest id
+-- plus one, and trimming never removes the newest row (it removes a site's oldest ones
+-- only), so no id is given twice; AUTOINCREMENT would cost a fifth more per entry.
 CREATE TABLE live_log (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              INTEGER PRIMARY KEY,
     site_id         INTEGER NOT NULL,
     -- When the request arrived, in seconds since the epoch (with microseconds): entries
     -- of several workers are shown in this order.
