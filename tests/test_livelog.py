@@ -173,7 +173,8 @@ def test_invalid_on_the_pixel(app, pixel, query, reason):
 
 
 def test_invalid_on_the_api(app, api):
-    resp = api.post("/api/v0/count", {"hits": [hit(""), hit("/ok"), hit("/s", ip="", user_agent="")]})
+    resp = api.post("/api/v0/count",
+                    {"hits": [hit(""), hit("/ok"), hit("/s", ip="", user_agent="")]})
     assert resp.status_code == 400
     empty, ok, no_session = entries(app)
     assert (empty["decision"], empty["reason"]) == (
@@ -288,8 +289,8 @@ def test_spool_lines_of_before_still_count(app, site):
 
 
 def _a_hit():
-    from goatcounter.counting.pipeline.process import Incoming, process
     from goatcounter.accounts import settings_schema
+    from goatcounter.counting.pipeline.process import Incoming, process
     result = process(Incoming(path="/x", user_agent=UA, ip=VISITOR),
                      settings_schema.default_site_settings(), clock.now(), "k")
     assert not isinstance(result, str)

@@ -13,7 +13,7 @@ from tests import scenario
 GROWING = ("hits", "session_paths", "sessions", "pending_files", "hit_counts", "ref_counts",
            "path_days", "visitor_days", "bots", "idempotency_keys", "browser_stats",
            "system_stats", "location_stats", "size_stats", "language_stats",
-           "campaign_stats")
+           "campaign_stats", "live_log")
 
 
 RATELIMIT = "api:none,api-count:none"
@@ -81,6 +81,34 @@ def test_counting_never_scans_a_growing_table(app):
     assert explained > 50
     assert explained == sum(1 for s in statements if s.split(None, 1)[0].upper()
                             in ("SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "REPLACE"))
+
+
+def test_the_live_log_never_scans(app, monkeypatch):
+    """Writing (and trimming) the live log in the counting transaction, and every read of
+    tail and /live, go through its indexes."""
+    from goatcounter.counting import livelog
+    from goatcounter.storage import db
+    monkeypatch.setattr(livelog, "TRIM_EVERY", 1)
+    monkeypatch.setattr(livelog, "KEEP", 3)
+    statements: list[str] = []
+    with app.app_context():
+        conn = db.get_db()
+        conn.set_trace_callback(statements.append)
+        rows = [livelog.raw_row(1, 1e9 + i, "count", "counted", "", path=f"/{i}")
+                for i in range(5)]
+        db.write(lambda c: livelog.write(c, rows))
+        livelog.recent(conn, 1, 10, "counted", after_id=1)
+        livelog.after(conn, 1, 1, decision="bot")
+        livelog.after(conn, 1)
+        livelog.newest_id(conn, 1)
+        livelog.newest_id(conn)
+        livelog.last_seconds(conn, 10, 1)
+        livelog.last_seconds(conn, 10)
+        conn.set_trace_callback(None)
+    check = sqlite3.connect(app.config["DB_PATH"])
+    explained, problems = _plans(check, statements)
+    assert problems == []
+    assert explained >= 9
 
 
 # PostgreSQL -----------------------------------------------------------------------------

@@ -42,7 +42,7 @@ ENDPOINTS = ("count", "api")
 # once a process has added TRIM_EVERY to a site, not in every transaction: a site holds
 # up to TRIM_EVERY more per worker for a while; readers never give out more than KEEP.
 KEEP = 1000
-TRIM_EVERY = 100
+TRIM_EVERY = 500
 # Characters kept of a path, title, referrer or reason: enough to recognise one, and the
 # log stays small even when a client sends kilobytes.
 TEXT = 300
