@@ -124,6 +124,9 @@ def test_a_page_with_count_js_shows_in_tail_and_on_live(browser, live_server, sc
     watcher.goto(live_server.url + "/live")
     watcher.wait_for_selector("[data-live-status]:has-text('Live:')")
     with tail_json(live_server) as tail, PageServer(count_host=live_server.host).run() as site:
+        # The clock starts once the tail runs (starting Python is not what is measured).
+        assert get(live_server.url + "/count?p=/tail-is-up") == 200
+        tail.wait_for(entry_of("/tail-is-up"))
         visitor = new_context(browser).new_page()
         with visitor.expect_request(lambda r: "/count?" in r.url) as sent:
             visitor.goto(site.url + "/dev.html")

@@ -206,7 +206,8 @@ def _note(site: dict[str, Any], decision: str, reason: str,
     if not log.on:
         return
     now = clock.now()
-    for hit in incoming[:MAX_HITS] or [None]:
+    hits: list[Incoming | None] = [*incoming[:MAX_HITS]] or [None]
+    for hit in hits:
         log.note(_raw(site, hit, decision, reason, now))
 
 

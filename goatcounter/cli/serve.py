@@ -103,8 +103,11 @@ def run_dev(args: list[str], env: dict[str, str], base: str) -> None:
             raise click.ClickException(f"the server did not start (exit code {server.returncode})")
         click.echo(dev_intro(base))
         stop = threading.Event()
-        watcher = threading.Thread(target=lambda: (server.wait(), stop.set()), daemon=True)
-        watcher.start()
+        def watch() -> None:
+            server.wait()
+            stop.set()
+
+        threading.Thread(target=watch, daemon=True).start()
         # Stopped by a signal as by Ctrl-C: the server goes down with it.
         signal.signal(signal.SIGTERM, _interrupt)
         with contextlib.suppress(KeyboardInterrupt):

@@ -266,10 +266,14 @@ def newest_id(conn: sqlite3.Connection, site_id: int | None = None) -> int:
 
 def last_seconds(conn: sqlite3.Connection, seconds: float, site_id: int | None = None,
                  ) -> list[dict[str, Any]]:
-    """The entries of the last `seconds` (at most KEEP of them), oldest first."""
-    where = "" if site_id is None else " WHERE site_id = :s"
-    rows = conn.execute(f"{_SELECT}{where} ORDER BY id DESC LIMIT :n",
-                        {"s": site_id, "n": KEEP}).fetchall()
+    """The entries of the last `seconds` (among the newest KEEP), oldest first."""
+    if site_id is None:
+        # Ids are given one after the other: the newest KEEP of all sites are a range.
+        rows = conn.execute(f"{_SELECT} WHERE id > :low", {
+            "low": newest_id(conn) - KEEP}).fetchall()
+    else:
+        rows = conn.execute(f"{_SELECT} WHERE site_id = :s ORDER BY id DESC LIMIT :n",
+                            {"s": site_id, "n": KEEP}).fetchall()
     since = clock.now() - seconds
     return _in_order([e for e in map(_entry, rows) if e["at"] >= since], newest_first=False)
 
