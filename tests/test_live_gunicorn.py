@@ -191,19 +191,26 @@ def test_live_page_screenshots(browser, live_server, screenshots, scheme):
 
 
 def test_entries_of_two_workers_come_out_in_one_order(live_server):
-    """Pairs of pageviews sent at once (so both workers take some), one pair after the
-    other: the tail shows every pair before the next, each entry once, times in order."""
-    pairs = 30
-    with tail_json(live_server) as tail, ThreadPoolExecutor(2) as pool:
-        for n in range(pairs):
-            statuses = list(pool.map(get, [f"{live_server.url}/count?p=/pair/{n}/{i}"
-                                           for i in range(2)]))
-            assert statuses == [200, 200]
-        got: list[dict] = []
-        tail.wait_for(lambda line: got.append(json.loads(line)) or len(got) == 2 * pairs)
+    """Groups of pageviews sent at once (so that both workers take some), one group after
+    the other: the tail shows every group before the next, each entry once, times in
+    order. Which worker takes a request is the kernel's choice: more groups are sent
+    until both have taken some."""
+    group, got, sent = 4, [], 0
+    with tail_json(live_server) as tail, ThreadPoolExecutor(group) as pool:
+        for _ in range(8):
+            for _ in range(30):
+                urls = [f"{live_server.url}/count?p=/group/{sent}/{i}" for i in range(group)]
+                assert list(pool.map(get, urls)) == [200] * group
+                sent += 1
+            want = sent * group
+            tail.wait_for(lambda line, want=want: got.append(json.loads(line))
+                          or len(got) == want)
+            if len({e["worker"] for e in got}) == 2:
+                break
     paths = [e["path"] for e in got]
-    assert sorted(paths) == sorted(f"/pair/{n}/{i}" for n in range(pairs) for i in range(2))
-    assert [int(p.split("/")[2]) for p in paths] == sorted(int(p.split("/")[2]) for p in paths)
+    assert sorted(paths) == sorted(f"/group/{n}/{i}" for n in range(sent) for i in range(group))
+    groups = [int(p.split("/")[2]) for p in paths]
+    assert groups == sorted(groups)
     times = [e["time"] for e in got]
     assert times == sorted(times)
     workers = {e["worker"] for e in got}
