@@ -40,6 +40,11 @@ gunicorn settings, alternated with ours in short rounds (both servers stay up; o
 counted its pageviews before the bare one is loaded); for the API, a plain
 `executemany` of the same rows into a bare SQLite table, one transaction per batch.
 
+The live-log lines run the realistic pixel and API loads on two servers at once, one
+with the live log on (the default) and one with GOATCOUNTER_LIVE_LOG=0, alternated in
+short rounds; the ratio is on against off, by rate and by server CPU per request or hit
+(the steadier of the two on a shared machine).
+
 After each line the database is checked: every pageview or hit that got a 2xx is stored
 once (as a hit, or in the bot log), the aggregates add up to the stored hits, and their
 unique visitors to the first visits.
@@ -57,7 +62,7 @@ import random
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -522,6 +527,52 @@ def api_line(name: str, batches: list[list[dict]], env: dict[str, str], s: Setti
     return Line(name, "hits/s", rate, base, "bare executemany", good)
 
 
+def live_log_line(name: str, make: Callable[[str], list[bytes]], per: int, env: dict[str, str],
+                  s: Settings) -> Line:
+    """The same load on a server with the live log on and one with it off, alternated
+    in `s.rounds` rounds; `make(token)` gives the requests, `per` hits each."""
+    with fresh_site() as (inst_on, token_on, db_on), \
+            fresh_site() as (inst_off, token_off, db_off):
+        runs = {"on": (inst_on, make(token_on), db_on), "off": (inst_off, make(token_off), db_off)}
+        loads: dict[str, list[Load]] = {"on": [], "off": []}
+        cpu = {"on": 0.0, "off": 0.0}
+        with gunicorn("wsgi:app", {**env, "GOATCOUNTER_INSTANCE": inst_on,
+                                   "GOATCOUNTER_LIVE_LOG": "1"}) as on, \
+                gunicorn("wsgi:app", {**env, "GOATCOUNTER_INSTANCE": inst_off,
+                                      "GOATCOUNTER_LIVE_LOG": "0"}) as off:
+            servers = {"on": on, "off": off}
+            pos = {"on": 0, "off": 0}
+            for _ in range(s.rounds):
+                for key, server in servers.items():
+                    _, requests, db_path = runs[key]
+                    before = cpu_seconds(server)
+                    got = load(server.addr, requests[pos[key]:], s.seconds / s.rounds,
+                               s.clients)
+                    pos[key] += got.used
+                    loads[key].append(got)
+                    if per == 1:
+                        wait_counted(db_path, sum(r.ok for r in loads[key]))
+                    cpu[key] += cpu_seconds(server) - before
+        for key in runs:
+            drain(runs[key][0])
+        db = stored(db_on)
+        kept = sqlite3.connect(db_on).execute("SELECT count(*) FROM live_log").fetchone()[0]
+    o, f = _sum(loads["on"]), _sum(loads["off"])
+    rate, base = o.ok * per / o.elapsed, f.ok * per / f.elapsed
+    cpu_on, cpu_off = (cpu[k] / max(1, x.ok * per) for k, x in (("on", o), ("off", f)))
+    good = db.hits + db.bots == o.ok * per and db.consistent and o.repeated == f.repeated == 0
+    unit = "requests/s" if per == 1 else "hits/s"
+    print(f"{name}: {s.clients} clients, {o.elapsed + f.elapsed:.1f} s in {s.rounds} rounds")
+    print(f"    live log on         {rate:10.0f}   {unit} (replies {_codes(o.codes)})")
+    print(f"    live log off        {base:10.0f}   {unit} (replies {_codes(f.codes)})")
+    print(f"    ratio               {rate / base:10.3f}")
+    print(f"    server CPU per {'request' if per == 1 else 'hit'}: on {cpu_on * 1e6:.0f} µs, "
+          f"off {cpu_off * 1e6:.0f} µs, ratio off/on {cpu_off / cpu_on:.3f}")
+    print(f"    live log entries kept {kept}; stored {db.hits} hits + {db.bots} bots for "
+          f"{o.ok * per} acknowledged: {'OK' if good else 'MISMATCH'}")
+    return Line(name, unit, rate, base, "live log off", good)
+
+
 def _sum(loads: list[Load]) -> Load:
     codes: dict[int, int] = {}
     for r in loads:
@@ -534,7 +585,7 @@ def _sum(loads: list[Load]) -> Load:
 
 
 LINES = ("pixel-friendly", "pixel-realistic", "pixel-adversarial", "pixel-adversarial-nolimits",
-         "api-friendly", "api-realistic", "api-adversarial")
+         "api-friendly", "api-realistic", "api-adversarial", "live-log-pixel", "live-log-api")
 
 
 def run(lines: list[str], s: Settings) -> list[Line]:
@@ -582,6 +633,18 @@ def run(lines: list[str], s: Settings) -> list[Line]:
             out.append(api_line(f"API, {name.split('-')[1]} (default limits, api-count raised)",
                                 batches, {"GOATCOUNTER_RATELIMIT": API_LIMITS, **PROXIED}, s,
                                 views, mix, warm=name == "api-realistic"))
+        elif name == "live-log-pixel":
+            views = realistic(rng, mix, addresses, n_pixels)
+            pixels = [pixel_request(rng, v) for v in views]
+            out.append(live_log_line("live log, pixel, realistic (default limits)",
+                                     lambda _token, p=pixels: p, 1, env_px, s))
+        elif name == "live-log-api":
+            hits = [api_hit(v) for v in realistic(rng, mix, addresses, n_hits)]
+            batches = [hits[i:i + BATCH] for i in range(0, len(hits), BATCH)]
+            out.append(live_log_line(
+                "live log, API, realistic (default limits, api-count raised)",
+                lambda token, bs=batches: [api_request(token, b) for b in bs], BATCH,
+                {"GOATCOUNTER_RATELIMIT": API_LIMITS, **PROXIED}, s))
         print(flush=True)
     return out
 
@@ -601,7 +664,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--quick", action="store_true",
                         help="shorter lines, in 2 rounds: a check that it all works")
-    parser.add_argument("--only", choices=("pixel", "api"), help="run only these lines")
+    parser.add_argument("--only", choices=("pixel", "api", "live-log"),
+                        help="run only these lines")
     parser.add_argument("--line", action="append", choices=LINES, help="run only this line")
     parser.add_argument("--db", help="a postgresql:// URL to run every line on (its tables are"
                         " dropped first) instead of a new SQLite file")

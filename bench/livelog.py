@@ -1,35 +1,27 @@
-"""What the live log costs: ingest with it on and off, and /count while /live pages are
-open (polling, as the page does, against a Server-Sent Events stream).
+"""What open /live pages cost the server: GET /count while 10 signed-in pages poll,
+against the same with 10 Server-Sent Events streams open, against none.
 
-    .venv/bin/python bench/livelog.py [--seconds 20] [--clients 4] [--only a|b|c]
+    .venv/bin/python bench/livelog.py [--seconds 20] [--clients 4]
 
-gunicorn runs with 2 sync workers on a loopback port; the load comes from other
-processes. Every figure is a ratio against a baseline measured in the same run, the two
-alternated in short rounds so that both see the same machine. Besides requests/s, each
-line gives requests per second of the workers' CPU time (utime + stime from /proc),
-which other work on a shared machine disturbs far less than wall-clock rates:
+gunicorn runs with 2 sync workers on a loopback port; the load (realistic browsers,
+a tenth of the pageviews refused as invalid) comes from other processes. The three
+configurations are alternated in short rounds, so that all see the same machine. A
+poller asks /live.json every half second as the page's script does; a stream is
+bench/sse_app.py's, made for this measurement only. Besides requests/s, each line gives
+requests per second of the workers' CPU time (utime + stime from /proc), which other
+work on a shared machine disturbs less.
 
-(a) GET /count requests/s with GOATCOUNTER_LIVE_LOG=1 against =0 (every pageview a new
-    visitor of a spread of paths and browsers; a tenth of the requests are refused, as
-    invalid, so that both ways of writing entries are measured);
-(b) durable hits/s of POST /api/v0/count in batches of 100, on against off;
-(c) GET /count requests/s with 10 /live pages open (signed in, polling /live.json every
-    half second, as the page's script does), and with 10 Server-Sent Events streams open
-    (bench/sse_app.py, made for this measurement), against no page open.
-
-(bench/ingest.py is being rewritten for realistic loads; these lines go there once it
-lands.)
+The live log's cost on ingest (on against off) is measured by bench/ingest.py's
+live-log lines.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import random
 import re
 import socket
-import sqlite3
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -38,7 +30,6 @@ from common import UAS, gunicorn, http_request, instance, load, setup_site, work
 
 ROUNDS = 4
 NO_LIMITS = "api:none,api-count:none,count:none,login:none,auth:none"
-BATCH = 100
 VIEWERS = 10
 POLL = 0.5
 
@@ -56,19 +47,6 @@ def pixel_requests(rng: random.Random, n: int = 5000) -> list[bytes]:
     return out
 
 
-def batch_requests(rng: random.Random, token: str, n: int = 200) -> list[bytes]:
-    out = []
-    for b in range(n):
-        hits = [{"path": f"/page/{min(int(rng.paretovariate(1.1)), 2000)}", "title": "Page",
-                 "user_agent": UAS[(b + i) % len(UAS)], "size": "1920,1080,1",
-                 "ip": f"10.{b & 255}.{i}.{rng.randrange(256)}"} for i in range(BATCH)]
-        out.append(http_request("POST", "/api/v0/count", "127.0.0.1",
-                                json.dumps({"hits": hits}).encode(),
-                                {"Content-Type": "application/json",
-                                 "Authorization": f"Bearer {token}"}))
-    return out
-
-
 def alternate(inst: str, configs: dict[str, tuple[str, dict[str, str]]], requests: list[bytes],
               seconds: float, clients: int, during=None) -> dict[str, list]:
     """Run each config (app, env) for seconds/ROUNDS, ROUNDS times in turn; returns
@@ -81,7 +59,8 @@ def alternate(inst: str, configs: dict[str, tuple[str, dict[str, str]]], request
                 workers = workers_of(server.proc.pid)
                 with (during(name, server.addr) if during else _nothing()):
                     before = cpu(workers)
-                    ok, _, elapsed, codes = load(server.addr, requests, seconds / ROUNDS, clients)
+                    got = load(server.addr, requests, seconds / ROUNDS, clients)
+                    ok, elapsed, codes = got.ok, got.elapsed, got.codes
                     # The invalid tenth answers 400 by design; failures are the rest.
                     bad = sum(n for code, n in codes.items() if code == 0 or code >= 500)
                     # Counting what the last replies left behind is part of the cost.
@@ -118,40 +97,6 @@ class _nothing:
 
     def __exit__(self, *exc: object) -> None:
         return None
-
-
-def entries(inst: str) -> int:
-    conn = sqlite3.connect(f"{inst}/goatcounter.sqlite3")
-    return conn.execute("SELECT count(*) FROM live_log").fetchone()[0]
-
-
-def bench_pixels(inst: str, rng: random.Random, seconds: float, clients: int) -> None:
-    requests = pixel_requests(rng)
-    env = {"GOATCOUNTER_RATELIMIT": NO_LIMITS, "GOATCOUNTER_TRUSTED_PROXIES": "127.0.0.1"}
-    totals = alternate(inst, {"on": ("wsgi:app", {**env, "GOATCOUNTER_LIVE_LOG": "1"}),
-                              "off": ("wsgi:app", {**env, "GOATCOUNTER_LIVE_LOG": "0"})},
-                       requests, seconds, clients)
-    (on, on_cpu), (off, off_cpu) = rates(totals["on"]), rates(totals["off"])
-    print(f"(a) GET /count, {clients} clients, {totals['on'][2] + totals['off'][2]:.0f} s in"
-          f" {ROUNDS} rounds each")
-    print(f"    live log on         {on:10.0f}   requests/s   {on_cpu:8.0f} per CPU second")
-    print(f"    live log off        {off:10.0f}   requests/s   {off_cpu:8.0f} per CPU second")
-    print(f"    ratio on/off        {on / off:10.3f}                {on_cpu / off_cpu:8.3f}"
-          f"   (entries kept: {entries(inst)})")
-
-
-def bench_batches(inst: str, token: str, rng: random.Random, seconds: float,
-                  clients: int) -> None:
-    requests = batch_requests(rng, token)
-    env = {"GOATCOUNTER_RATELIMIT": NO_LIMITS}
-    totals = alternate(inst, {"on": ("wsgi:app", {**env, "GOATCOUNTER_LIVE_LOG": "1"}),
-                              "off": ("wsgi:app", {**env, "GOATCOUNTER_LIVE_LOG": "0"})},
-                       requests, seconds, clients)
-    (on, on_cpu), (off, off_cpu) = rates(totals["on"], BATCH), rates(totals["off"], BATCH)
-    print(f"(b) POST /api/v0/count, batches of {BATCH}, {clients} clients")
-    print(f"    live log on         {on:10.0f}   hits/s       {on_cpu:8.0f} per CPU second")
-    print(f"    live log off        {off:10.0f}   hits/s       {off_cpu:8.0f} per CPU second")
-    print(f"    ratio on/off        {on / off:10.3f}                {on_cpu / off_cpu:8.3f}")
 
 
 def _session(addr: tuple[str, int], email: str, password: str) -> str:
@@ -239,7 +184,7 @@ def bench_viewers(inst: str, rng: random.Random, seconds: float, clients: int,
                        during=lambda name, addr: _viewers(name, addr, cookie, seconds / ROUNDS))
     rate = {name: rates(t) for name, t in totals.items()}
     none = rate["none"]
-    print(f"(c) GET /count, {clients} clients, with {VIEWERS} /live pages open")
+    print(f"GET /count, {clients} clients, with {VIEWERS} /live pages open")
     for name, label in (("none", "no page open"), ("polling", f"polling every {POLL} s"),
                         ("sse", "SSE streams")):
         wall, per_cpu = rate[name]
@@ -252,11 +197,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--only", choices=("a", "b", "c"))
     args = parser.parse_args()
     rng = random.Random(7)
     with instance() as inst:
-        token = setup_site(inst)
+        setup_site(inst)
         email, password = "bench@example.com", "a bench password"
         from goatcounter import create_app
         from goatcounter.accounts import passwords, users
@@ -265,12 +209,7 @@ def main() -> None:
         with app.app_context():
             hashed = passwords.hash_password(password)
             db.write(lambda c: users.set_password(c, 1, hashed))
-        if args.only in (None, "a"):
-            bench_pixels(inst, rng, args.seconds, args.clients)
-        if args.only in (None, "b"):
-            bench_batches(inst, token, rng, args.seconds, args.clients)
-        if args.only in (None, "c"):
-            bench_viewers(inst, rng, args.seconds, args.clients, email, password)
+        bench_viewers(inst, rng, args.seconds, args.clients, email, password)
 
 
 if __name__ == "__main__":
