@@ -31,6 +31,8 @@ from common import UAS, gunicorn, http_request, instance, load, setup_site, work
 ROUNDS = 4
 NO_LIMITS = "api:none,api-count:none,count:none,login:none,auth:none"
 VIEWERS = 10
+# CPU seconds the viewers' processes used, by configuration.
+VIEWER_CPU: dict[str, float] = {}
 POLL = 0.5
 
 
@@ -166,6 +168,9 @@ class _viewers:
         time.sleep(1.0)  # the pages are open before the load starts
 
     def __exit__(self, *exc: object) -> None:
+        # The pages' own CPU time: on this machine they take it from the server.
+        VIEWER_CPU[self.kind] = VIEWER_CPU.get(self.kind, 0.0) + cpu(
+            [p.pid for p in self.procs if p.pid is not None])
         for p in self.procs:
             p.terminate()
             p.join()
@@ -191,6 +196,8 @@ def bench_viewers(inst: str, rng: random.Random, seconds: float, clients: int,
         print(f"    {label:19} {wall:10.0f}   requests/s   {per_cpu:8.0f} per CPU second"
               f"   ratio {wall / none[0]:.3f} / {per_cpu / none[1]:.3f}"
               + (f"   (failed {totals[name][1]})" if totals[name][1] else ""))
+    print(f"    the pollers' own CPU: {VIEWER_CPU.get('polling', 0) / totals['polling'][2]:.2f}"
+          " s per second, on the same 2 cores as the server and the load")
 
 
 def main() -> None:

@@ -9,10 +9,11 @@ asks meanwhile."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, render_template, request
 
 from goatcounter.counting import livelog
 from goatcounter.dashboard.access import current_site, current_user, login_required
@@ -66,7 +67,17 @@ def shown(entry: dict[str, Any], zone: dt.tzinfo) -> dict[str, Any]:
 def _entries(decision: str | None, limit: int) -> list[dict[str, Any]]:
     zone = ranges.user_zone(current_user())
     found = livelog.recent(db.get_db(), current_site()["id"], limit, decision)
-    return [shown(e, zone) for e in found]
+    # An entry never changes: formatted once per zone and process, while pages poll.
+    done = current_app.extensions.setdefault("goatcounter_live_shown", {})
+    if len(done) > 4 * SHOWN * 16:
+        done.clear()
+    out = []
+    for entry in found:
+        key = (str(zone), entry["id"])
+        if key not in done:
+            done[key] = shown(entry, zone)
+        out.append(done[key])
+    return out
 
 
 @bp.route("/live", methods=["GET"])
@@ -91,18 +102,18 @@ def entries_json() -> Response:
     decision, after = _decision(), _after()
     site = current_site()
     newest = livelog.newest_id(db.get_db(), site["id"])
-    entries: list[dict[str, Any]] = []
-    if newest > after:
+    if newest <= after:
+        body = json.dumps({"entries": [], "newest": newest})
+    else:
         key = (site["id"], decision, str(ranges.user_zone(current_user())))
         kept = current_app.extensions.setdefault("goatcounter_live_replies", {})
         found = kept.get(key)
         if found is None or found[0] < time.monotonic():
             if len(kept) > 256:
                 kept.clear()
-            found = (time.monotonic() + REUSE, newest, _entries(decision, POLLED))
+            # What the reply holds is as of the newest it was made with.
+            found = (time.monotonic() + REUSE, json.dumps(
+                {"entries": _entries(decision, POLLED), "newest": newest}, ensure_ascii=False))
             kept[key] = found
-        # What the reply holds is as of the newest it was made with.
-        newest, entries = found[1], found[2]
-    response = jsonify({"entries": entries, "newest": newest})
-    response.headers["Cache-Control"] = "no-store"
-    return response
+        body = found[1]
+    return Response(body, mimetype="application/json", headers={"Cache-Control": "no-store"})
