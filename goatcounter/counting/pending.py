@@ -411,13 +411,13 @@ def _before_read() -> None:
     if request.path.startswith(_READS):
         conn = db.get_db()
         catch_up(conn)
-    elif request.path.startswith("/live"):
-        # The live log may lag a moment: the background threads count within a fraction
-        # of a second, and a page polling twice a second must not add counting (and
-        # waiting for the write lock) to every poll. Without them, the page counts.
+    elif request.path.startswith("/live") and not current_app.config["COUNT_IN_BACKGROUND"]:
+        # The live log may lag a moment: the background threads count (and write what
+        # was noted) within a fraction of a second, and a page polling twice a second
+        # must not add a write, and the wait for the write lock, to every poll. Without
+        # them, the page counts.
         conn = db.get_db()
-        if not current_app.config["COUNT_IN_BACKGROUND"] and backlog(conn):
-            drain(conn)
+        catch_up(conn)
         livelog.of().flush(conn)
 
 
