@@ -141,10 +141,14 @@ def test_pages_that_poll_together_share_a_reply(app, client, site, api, monkeypa
 
 
 def test_times_are_in_the_users_zone(app, client, site, api):
+    def set_zone(conn) -> None:
+        row = conn.execute("SELECT settings FROM users WHERE email = :e", {"e": EMAIL}).fetchone()
+        settings = {**json.loads(row[0]), "timezone": "NL.Asia/Tokyo"}
+        conn.execute("UPDATE users SET settings = :s WHERE email = :e",
+                     {"s": json.dumps(settings), "e": EMAIL})
+
     with app.app_context():
-        db.write(lambda c: c.execute(
-            "UPDATE users SET settings = json_set(settings, '$.timezone', 'NL.Asia/Tokyo')"
-            " WHERE email = :e", {"e": EMAIL}))
+        db.write(set_zone)
     sign_in(client)
     api.post("/api/v0/count", {"hits": [{"path": "/a", "user_agent": UA, "ip": "81.2.69.160"}]})
     entry = client.get("/live.json", headers={"Host": HOST}).get_json()["entries"][0]
