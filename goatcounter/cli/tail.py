@@ -60,7 +60,7 @@ def follow(conn: sqlite3.Connection, show: Callable[[dict], None], *,
     follower = livelog.Follower(site_id, start)
     while stop is None or not stop.is_set():
         with db.read(conn):
-            found = follower.poll(conn, time.monotonic(), clock.now())
+            found = follower.poll(conn, clock.now())
         for entry in found:
             show(entry)
         if stop is not None:

@@ -281,33 +281,27 @@ def last_seconds(conn: sqlite3.Connection, seconds: float, site_id: int | None =
 class Follower:
     """Follows the log for `goatcounter tail`: every new entry once, in arrival order.
 
-    Workers write their entries a moment after the requests (each after its own reply),
-    so an entry may reach the table after a later one from another worker: entries are
-    held back for HOLD seconds and given out sorted by arrival. And a transaction may
-    commit after one that took a higher id (PostgreSQL's sequences allow that; SQLite's
-    one writer doesn't): ids seen less than REREAD seconds ago are read again, and what
-    was already given out is skipped.
+    Ids follow commit order on both engines (SQLite has one writer; on PostgreSQL every
+    writer takes the advisory write lock before its first statement), so an entry never
+    commits below an id already read: reading on from the highest id seen misses none.
+    But workers write their entries a moment after the requests (each after its own
+    reply), so an entry may commit after a later one from another worker: entries are
+    held back for HOLD seconds and given out sorted by arrival.
     """
 
     HOLD = 0.4
-    REREAD = 2.0
 
     def __init__(self, site_id: int | None = None, start_id: int = 0) -> None:
         self.site_id = site_id
         self.floor = start_id
-        self._seen: dict[int, float] = {}
         self._held: list[dict[str, Any]] = []
 
-    def poll(self, conn: sqlite3.Connection, now: float, wall: float) -> list[dict[str, Any]]:
-        """Entries to show now: `now` is a monotonic clock, `wall` the time of day."""
-        for entry in after(conn, self.floor, self.site_id, limit=5000):
-            if entry["id"] not in self._seen:
-                self._seen[entry["id"]] = now
-                self._held.append(entry)
-        settled = [i for i, seen in self._seen.items() if seen <= now - self.REREAD]
-        if settled:
-            self.floor = max(self.floor, max(settled))
-            self._seen = {i: s for i, s in self._seen.items() if i > self.floor}
+    def poll(self, conn: sqlite3.Connection, wall: float) -> list[dict[str, Any]]:
+        """Entries to show now; `wall` is the time of day."""
+        found = after(conn, self.floor, self.site_id, limit=5000)
+        if found:
+            self.floor = found[-1]["id"]
+            self._held += found
         due = [e for e in self._held if e["at"] <= wall - self.HOLD]
         self._held = [e for e in self._held if e["at"] > wall - self.HOLD]
         return _in_order(due, newest_first=False)
