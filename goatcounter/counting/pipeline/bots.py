@@ -33,11 +33,23 @@ _BOT_WORDS = re.compile(r"bot\b|crawl|spider|scrap|headless|phantomjs|slurp|moni
 _detector = CrawlerDetect()
 
 
-@lru_cache(maxsize=8192)
+# The detector keeps what it matched last: one thread at a time (the request's, or the
+# counting thread's when a rule is asked for again after it left the cache).
+_detector_lock = threading.Lock()
+
+
 def from_user_agent(ua: str) -> int:
     """The bot code for a User-Agent (0 for a person). An empty one is left alone: API
     clients often send none."""
-    return _rule(ua, _detector)[0]
+    return _checked(ua)[0]
+
+
+@lru_cache(maxsize=8192)
+def _checked(ua: str) -> tuple[int, str]:
+    # The rule is kept with the code: the live log asks for it right after the request
+    # (explain), and running the detector again would cost as much as the first check.
+    with _detector_lock:
+        return _rule(ua, _detector)
 
 
 def _rule(ua: str, detector: CrawlerDetect) -> tuple[int, str]:
@@ -68,17 +80,12 @@ def _rule(ua: str, detector: CrawlerDetect) -> tuple[int, str]:
 # count.js's codes for the traces a headless browser leaves.
 SCRIPT_CODES = {150: "PhantomJS", 151: "Nightmare", 152: "Selenium",
                 153: "navigator.webdriver"}
-# Explanations run after the reply, in the counting thread; a detector of their own keeps
-# the matched pattern from being another thread's.
-_explainer = CrawlerDetect()
-_explain_lock = threading.Lock()
 
 
 def explain(code: int, ua: str, sent_by: str) -> str:
     """Why a hit is a bot, for the live log: the code and the rule that matched, or who
     said so (`sent_by` names the parameter the client sent it in)."""
-    with _explain_lock:
-        found, rule = _rule(ua, _explainer)
+    found, rule = _checked(ua)
     if found == code and rule:
         return f"bot {code}: {rule}"
     if not ua.strip() and code == SHORT_OR_ODD and sent_by == "b":
