@@ -12,7 +12,13 @@ requests per second of the workers' CPU time (utime + stime from /proc), which o
 work on a shared machine disturbs less.
 
 The live log's cost on ingest (on against off) is measured by bench/ingest.py's
-live-log lines.
+live-log lines. On a shared machine those swing by more than the cost itself, so
+`--share` also measures it in one process, where load on the machine slows both parts
+alike: the realistic pixel and API loads served as gunicorn would (bench/profile_ingest.py)
+with the live log on, and the CPU time spent in the live log's own code (its entries made,
+noted and written) against the whole.
+
+    .venv/bin/python bench/livelog.py --share [--requests 6000]
 """
 from __future__ import annotations
 
@@ -200,11 +206,60 @@ def bench_viewers(inst: str, rng: random.Random, seconds: float, clients: int,
           " s per second, on the same 2 cores as the server and the load")
 
 
+def _timed(owner: object, name: str, spent: list[float], depth: list[int]) -> None:
+    """Wrap owner.name so that its CPU time adds to spent[0] (the outermost call only)."""
+    inner = getattr(owner, name)
+
+    def wrapper(*args: object, **kwargs: object) -> object:
+        depth[0] += 1
+        start = time.process_time()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            depth[0] -= 1
+            if depth[0] == 0:
+                spent[0] += time.process_time() - start
+    setattr(owner, name, wrapper)
+
+
+def ingest_share(load_name: str, units: int) -> None:
+    """The live log's share of the CPU time of serving and counting `units` pageviews
+    (or hits) of a load, in this process."""
+    import profile_ingest
+
+    from goatcounter.api import count
+    from goatcounter.counting import livelog
+    from goatcounter.public import pixel
+    load_ = profile_ingest.Requests(load_name)
+    with instance() as inst:
+        app = profile_ingest.App(inst, load_)
+        app.warm_up(load_.make(app.token, profile_ingest.WARM), load_)
+        requests = load_.make(app.token, units)
+        spent, depth = [0.0], [0]
+        for owner, name in ((livelog, "counted_rows"), (livelog, "write"),
+                            (livelog.Log, "note"), (livelog.Log, "flush"),
+                            (pixel, "live_row"), (count, "_entries")):
+            _timed(owner, name, spent, depth)
+        total = app.timed_run(requests)
+    print(f"{load_name}: {units} {load_.unit}s in one process, replies {dict(app.statuses)}")
+    print(f"    CPU {total:.2f} s in all, {spent[0]:.3f} s of it in the live log:"
+          f" {spent[0] / total * 100:.1f} % ({spent[0] / units * 1e6:.0f} µs per {load_.unit},"
+          f" of {total / units * 1e6:.0f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--share", action="store_true",
+                        help="the live log's share of ingest CPU, in one process")
+    parser.add_argument("--requests", type=int, default=6000,
+                        help="pageviews (hits for the API) per load with --share")
     args = parser.parse_args()
+    if args.share:
+        for name in ("pixel-realistic", "api-realistic"):
+            ingest_share(name, args.requests if name.startswith("pixel") else args.requests * 5)
+        return
     rng = random.Random(7)
     with instance() as inst:
         setup_site(inst)
