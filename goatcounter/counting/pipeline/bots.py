@@ -6,12 +6,11 @@ Codes as upstream: 3 a URL in the user agent, 4 a client library, 5 a known craw
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from crawlerdetect import CrawlerDetect
+from goatcounter.counting.pipeline import crawlers
 
 if TYPE_CHECKING:
     from werkzeug.datastructures import Headers
@@ -30,12 +29,6 @@ _LIBRARIES = re.compile(
     r"powershell|winhttp|reqwest|hackney|scrapy|http\.rb|restsharp)[/ ]", re.IGNORECASE)
 _BOT_WORDS = re.compile(r"bot\b|crawl|spider|scrap|headless|phantomjs|slurp|monitor|"
                         r"preview|fetcher|checker|archiver", re.IGNORECASE)
-_detector = CrawlerDetect()
-
-
-# The detector keeps what it matched last: one thread at a time (the request's, or the
-# counting thread's when a rule is asked for again after it left the cache).
-_detector_lock = threading.Lock()
 
 
 def from_user_agent(ua: str) -> int:
@@ -48,11 +41,10 @@ def from_user_agent(ua: str) -> int:
 def _checked(ua: str) -> tuple[int, str]:
     # The rule is kept with the code: the live log asks for it right after the request
     # (explain), and running the detector again would cost as much as the first check.
-    with _detector_lock:
-        return _rule(ua, _detector)
+    return _rule(ua)
 
 
-def _rule(ua: str, detector: CrawlerDetect) -> tuple[int, str]:
+def _rule(ua: str) -> tuple[int, str]:
     """The bot code for a User-Agent and the rule that gave it: the one definition that
     both the cached check and `explain` use."""
     ua = ua.strip()
@@ -61,12 +53,13 @@ def _rule(ua: str, detector: CrawlerDetect) -> tuple[int, str]:
     library = _LIBRARIES.match(ua)
     if library:
         return CLIENT_LIBRARY, f"a client library ({library[1]})"
+    known = crawlers.match(ua)
     if "http://" in ua or "https://" in ua or "www." in ua:
-        if detector.isCrawler(ua):
-            return KNOWN_BOT, f"a known crawler ({detector.getMatches()})"
+        if known is not None:
+            return KNOWN_BOT, f"a known crawler ({known})"
         return URL_IN_UA, "a URL in the user agent"
-    if detector.isCrawler(ua):
-        return KNOWN_BOT, f"a known crawler ({detector.getMatches()})"
+    if known is not None:
+        return KNOWN_BOT, f"a known crawler ({known})"
     word = _BOT_WORDS.search(ua)
     if word:
         return BOT_LIKE, f"a bot word ({word[0]})"

@@ -1,0 +1,143 @@
+"""crawlerdetect's verdict on a User-Agent, without running its whole pattern for the
+strings it can't match.
+
+crawlerdetect removes a list of exclusions (browser words) from the string and then
+searches it with one alternation of some 1,500 patterns, which Python's backtracking
+engine tries at every position: 0.2 to 1.5 ms for each new browser string. Every one
+of those patterns contains some literal text (`bot`, `crawler`, `google`, ...) that
+any string it matches must contain. Those literals are read from the patterns
+themselves when this module is loaded, and searched for first, in one pattern arranged
+as a trie (a few µs). A string that contains none of them can't be matched, so the
+answer is no; any other string goes to crawlerdetect, whose answer stands. The answer
+is always crawlerdetect's own: the first test only settles strings it would have
+refused anyway.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from crawlerdetect import CrawlerDetect
+from crawlerdetect.providers.crawlers import data as _crawler_patterns
+from crawlerdetect.providers.exclusions import data as _exclusion_patterns
+
+try:  # the parser of Python's own re module (sre_parse before 3.11)
+    from re import _constants as _sre
+    from re import _parser as _sre_parse
+except ImportError:  # pragma: no cover - older Pythons
+    import sre_constants as _sre  # type: ignore[no-redef]
+    import sre_parse as _sre_parse  # type: ignore[no-redef]
+
+_detector = CrawlerDetect()
+# The detector keeps what it matched last: one thread at a time (the request's, or the
+# counting thread's).
+_detector_lock = threading.Lock()
+
+
+def _required(items: Iterable[tuple[Any, Any]]) -> set[str] | None:
+    """Lower-case literals of which every match of a parsed pattern contains at least
+    one, or None when none can be named. Only plain ASCII characters in a row count as
+    literal text; anything else (classes, optional parts, anchors) ends a run."""
+    found: list[set[str]] = []
+    run: list[str] = []
+
+    def end_run() -> None:
+        if run:
+            found.append({"".join(run)})
+            run.clear()
+
+    for op, arg in items:
+        if op is _sre.LITERAL and chr(arg).isascii():
+            run.append(chr(arg).lower())
+            continue
+        end_run()
+        if op is _sre.SUBPATTERN:
+            inner = _required(arg[-1])
+            if inner:
+                found.append(inner)
+        elif op is _sre.BRANCH:
+            branches = [_required(alt) for alt in arg[1]]
+            if branches and all(branches):
+                found.append(set().union(*branches))  # type: ignore[arg-type]
+        elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) and arg[0] >= 1:
+            inner = _required(arg[2])
+            if inner:
+                found.append(inner)
+    end_run()
+    if not found:
+        return None
+    # The set whose shortest literal is longest: the rarest in browsers' strings.
+    return max(found, key=lambda s: (min(map(len, s)), -len(s)))
+
+
+def _trie(words: Iterable[str]) -> str:
+    """One pattern that matches wherever any of `words` starts: a trie, so that the
+    engine tries a few branches at each position, not every word."""
+    root: dict[str, Any] = {}
+    for word in words:
+        node = root
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict[str, Any]) -> str:
+        if "" in node:
+            return ""  # a word ends here: whatever follows, it has matched
+        alts = [re.escape(ch) + emit(sub) for ch, sub in sorted(node.items())]
+        return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+
+    return emit(root)
+
+
+def _literals() -> re.Pattern[str] | None:
+    """The literals of every crawler pattern as one search, or None (no first test)
+    when a pattern names none, so that each string goes to crawlerdetect."""
+    words: set[str] = set()
+    for pattern in _crawler_patterns:
+        need = _required(_sre_parse.parse(pattern, re.IGNORECASE))
+        if not need:
+            return None
+        words |= need
+    return re.compile(_trie(words))
+
+
+def _exclusions() -> re.Pattern[str] | None:
+    """crawlerdetect's exclusions for lower-case text: the same matches as its own
+    case-blind pattern on ASCII text, at twice its speed. None if the patterns use an
+    upper-case escape (`\\D`, `\\S`), which lower-casing would change."""
+    joined = "|".join(_exclusion_patterns)
+    if re.search(r"\\[A-Z]", joined):
+        return None
+    return re.compile(f"({joined.lower()})")
+
+
+try:
+    _LITERALS = _literals()
+    _EXCLUDE = _exclusions()
+except Exception:  # pragma: no cover - a crawlerdetect whose patterns we can't read
+    _LITERALS = _EXCLUDE = None
+
+
+def could_match(ua: str) -> bool:
+    """False when crawlerdetect can't call `ua` a crawler: an ASCII string without any
+    of its patterns' literals once its exclusions are removed."""
+    if _LITERALS is None or _EXCLUDE is None or not ua.isascii():
+        return True
+    rest = _EXCLUDE.sub("", ua.lower())
+    return bool(rest) and _LITERALS.search(rest) is not None
+
+
+def match(ua: str) -> str | None:
+    """What crawlerdetect matched in a User-Agent, or None when it is no crawler."""
+    ua = ua.strip()
+    if not could_match(ua):
+        return None
+    with _detector_lock:
+        return _detector.getMatches() if _detector.isCrawler(ua) else None
+
+
+def is_crawler(ua: str) -> bool:
+    """crawlerdetect's answer for a User-Agent."""
+    return match(ua) is not None
