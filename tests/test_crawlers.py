@@ -4,6 +4,7 @@ benchmarks' 21,000 user agents, strings nobody sent before, and strings made fro
 of crawlerdetect's own patterns."""
 from __future__ import annotations
 
+import importlib
 import random
 import re
 
@@ -16,12 +17,8 @@ from hypothesis import strategies as st
 from bench.useragents import Mix
 from goatcounter.counting.pipeline import crawlers
 
-try:
-    from re import _constants as sre
-    from re import _parser as sre_parse
-except ImportError:  # pragma: no cover
-    import sre_constants as sre  # type: ignore[no-redef]
-    import sre_parse  # type: ignore[no-redef]
+sre = importlib.import_module("re._constants")
+sre_parse = importlib.import_module("re._parser")
 
 _detector = CrawlerDetect()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import sqlite3
 import urllib.error
 import urllib.request
@@ -331,15 +332,40 @@ def test_the_pixel_429_has_retry_after(app_config):
     assert second.get_json() == {"error": "rate limited exceeded; try again in 6s"}
 
 
-def test_the_pixel_key_is_short_whatever_the_user_agent(app_config):
+def test_the_pixel_counters_keep_their_size_whatever_the_user_agent(app_config):
     app_config["RATELIMIT"] = "count:5/10"
     app = create_app(app_config)
     site, _ = make_site(app)
     client = app.test_client()
-    client.get("/count?p=/x", headers={"Host": site["cname"], "User-Agent": UA + "x" * 5000},
-               environ_base={"REMOTE_ADDR": "203.0.113.5"})
-    (key,) = [k for k, _, _ in rows_of(app)]
-    assert len(key) < 100, key
+    for n in range(3):
+        client.get("/count?p=/x", environ_base={"REMOTE_ADDR": "203.0.113.5"},
+                   headers={"Host": site["cname"], "User-Agent": UA + "x" * 5000 * n})
+    shared = app.extensions["goatcounter_counters"]
+    assert os.path.getsize(shared.path) == shared.size
+    # The pixel's counters are not in the SQLite file.
+    assert rows_of(app) == []
+
+
+def test_the_pixel_limit_counts_per_address_and_user_agent(app_config):
+    app_config["RATELIMIT"] = "count:2/10"
+    app = create_app(app_config)
+    site, _ = make_site(app)
+    client = app.test_client()
+    clock.freeze(1_800_000_000.0)
+
+    def get(ip, ua=UA):
+        return client.get("/count?p=/x", headers={"Host": site["cname"], "User-Agent": ua},
+                          environ_base={"REMOTE_ADDR": ip})
+
+    assert [get("203.0.113.5").status_code for _ in range(3)] == [200, 200, 429]
+    assert get("203.0.113.6").status_code == 200
+    assert get("203.0.113.5", UA + " other").status_code == 200
+    first = get("203.0.113.7")
+    assert first.headers["X-Rate-Limit-Limit"] == "2"
+    assert first.headers["X-Rate-Limit-Remaining"] == "1"
+    assert first.headers["X-Rate-Limit-Reset"] == "10"
+    clock.advance(10)
+    assert get("203.0.113.5").status_code == 200
 
 
 def _get(url: str, token: str) -> tuple[int, dict[str, str], dict]:

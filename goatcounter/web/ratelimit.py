@@ -28,7 +28,7 @@ from goatcounter.accounts import tokens
 from goatcounter.counting import livelog
 from goatcounter.errors import APIError
 from goatcounter.responses import json_response
-from goatcounter.web import pages
+from goatcounter.web import counters, pages
 
 # The buckets, as upstream names them (and `auth`, ours), and what they cover.
 NAMES = ("api", "api-count", "export", "count", "auth", "login")
@@ -324,6 +324,14 @@ def check_count(app: Flask, ip: str, user_agent: str) -> Verdict | None:
     (turned off, or the machine itself, as upstream)."""
     if ip in LOOPBACK:
         return None
+    shared = app.extensions.get("goatcounter_counters")
+    if shared is not None:
+        pair = app.extensions["goatcounter_limits"].get("count")
+        if pair is None:
+            return None
+        now = clock.now()
+        count, ends = shared.incr(f"{ip}\x00{user_agent}", pair[1], now)
+        return _verdict(pair[0], max(0, pair[0] - count), count <= pair[0], ends, now)
     # The user agent is hashed: it can be kilobytes long, and the store keeps the key.
     agent = hashlib.sha256(user_agent.encode("utf-8", "replace")).hexdigest()[:16]
     return _check(app, "count", f"ip:{ip}|{agent}")
@@ -347,13 +355,18 @@ def _check(app: Flask, name: str, key: str) -> Verdict | None:
     ident = ("gc", key, name)
     allowed = strategy.hit(item, *ident)
     reset_time, remaining = strategy.get_window_stats(item, *ident)
-    seconds = str(_seconds_left(reset_time))
-    headers = {"X-Rate-Limit-Limit": str(item.amount),
+    return _verdict(item.amount, remaining, allowed, reset_time, clock.now())
+
+
+def _verdict(amount: int, remaining: int, allowed: bool, reset_time: float,
+             now: float) -> Verdict:
+    seconds = str(max(0, round(reset_time - now)))
+    headers = {"X-Rate-Limit-Limit": str(amount),
                "X-Rate-Limit-Remaining": str(remaining if allowed else 0),
                "X-Rate-Limit-Reset": seconds}
     if not allowed:
         headers["Retry-After"] = seconds
-    wait = go_duration(reset_time - clock.now())
+    wait = go_duration(reset_time - now)
     return Verdict(allowed, headers, f"rate limited exceeded; try again in {wait}")
 
 
@@ -408,5 +421,11 @@ def init_app(app: Flask, stage: str) -> None:
     limiter.request_filter(_unlimited)
     limiter.init_app(app)
     app.extensions["goatcounter_limiter"] = limiter
+    if app.config["RATELIMIT_STORAGE"] == "sqlite":
+        # The pixel's counters, checked on every pageview, live in memory that every
+        # worker maps (counters.py); the API's few requests per client stay in SQLite.
+        base, _ = os.path.splitext(app.config["DB_PATH"])
+        app.extensions["goatcounter_counters"] = counters.SharedCounters(
+            base + "-ratelimit.counters")
     app.after_request(_set_headers)
     app.register_error_handler(RateLimitExceeded, _too_many)

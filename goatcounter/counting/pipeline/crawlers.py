@@ -14,6 +14,7 @@ refused anyway.
 """
 from __future__ import annotations
 
+import importlib
 import re
 import threading
 from collections.abc import Iterable
@@ -23,12 +24,13 @@ from crawlerdetect import CrawlerDetect
 from crawlerdetect.providers.crawlers import data as _crawler_patterns
 from crawlerdetect.providers.exclusions import data as _exclusion_patterns
 
-try:  # the parser of Python's own re module (sre_parse before 3.11)
-    from re import _constants as _sre
-    from re import _parser as _sre_parse
-except ImportError:  # pragma: no cover - older Pythons
-    import sre_constants as _sre  # type: ignore[no-redef]
-    import sre_parse as _sre_parse  # type: ignore[no-redef]
+# The parser of Python's own re module: it reads the patterns as crawlerdetect's own
+# search will (private, so imported by name; without it there is no first test).
+try:
+    _sre: Any = importlib.import_module("re._constants")
+    _sre_parse: Any = importlib.import_module("re._parser")
+except ImportError:  # pragma: no cover - a Python without them
+    _sre = _sre_parse = None
 
 _detector = CrawlerDetect()
 # The detector keeps what it matched last: one thread at a time (the request's, or the
@@ -114,7 +116,7 @@ def _exclusions() -> re.Pattern[str] | None:
 
 
 try:
-    _LITERALS = _literals()
+    _LITERALS = _literals() if _sre_parse is not None else None
     _EXCLUDE = _exclusions()
 except Exception:  # pragma: no cover - a crawlerdetect whose patterns we can't read
     _LITERALS = _EXCLUDE = None
