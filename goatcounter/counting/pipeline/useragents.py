@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import ua_parser
+from ua_parser import Domain
 
 # ua-parser's family names, shown the way GoatCounter shows them.
 _BROWSER_NAMES = {
@@ -30,7 +31,8 @@ def parse(user_agent: str) -> tuple[tuple[str, str], tuple[str, str]]:
     """((browser, version), (system, version)); both empty for an empty user agent."""
     if not user_agent:
         return ("", ""), ("", "")
-    result = ua_parser.parse(user_agent)
+    # Only these two: the device is never shown, and parsing it costs as much as both.
+    result = ua_parser.parser(user_agent, Domain.USER_AGENT | Domain.OS)
     browser: tuple[str, str] = ("", "")
     if result.user_agent and result.user_agent.family != "Other":
         ua = result.user_agent
