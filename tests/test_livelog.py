@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from typing import Any
 
 import pytest
@@ -111,6 +112,45 @@ def test_a_bot_on_the_pixel(app, pixel, ua, query, reason):
     entry = last(app)
     assert (entry["decision"], entry["reason"]) == ("bot", reason)
     assert entry["first_visit"] is None and entry["session"] == ""
+
+
+def test_a_bot_on_the_pixel_is_logged_when_counted(app, pixel):
+    """The pixel answers before telling bots from people: the entry is written by the
+    counting step, with what it found, and nothing waits in memory for it."""
+    app.extensions["goatcounter_pending"].last = time.monotonic()
+    assert pixel("p=/x", headers={"User-Agent": CRAWLER}).status_code == 200
+    assert not livelog.of(app).waiting()
+    with app.app_context():
+        from goatcounter.storage import db
+        assert livelog.after(db.get_db(), 0) == []
+    entry = last(app)
+    assert (entry["decision"], entry["reason"]) == ("bot", "bot 5: a known crawler (Googlebot)")
+
+
+def test_a_bot_sending_referrer_spam_is_a_bot(app, pixel, refspam_file):
+    """Spam is never counted, so its entry is written at once: classified there."""
+    pixel("p=/x&r=https%3A%2F%2Fspam-host.example%2F", headers={"User-Agent": CRAWLER})
+    entry = last(app)
+    assert (entry["decision"], entry["reason"]) == ("bot", "bot 5: a known crawler (Googlebot)")
+
+
+def test_refused_entries_are_written_while_counting_waits(app, pixel, monkeypatch):
+    """A busy worker keeps its pageviews for a bigger batch, but what the live log noted
+    is written right after the reply all the same."""
+    monkeypatch.setattr(pending, "FULL", 1000)
+    drainer = app.extensions["goatcounter_pending"]
+    drainer.last = time.monotonic()
+    assert pixel("p=/kept").status_code == 200
+    assert pixel("p=/x&b=5").status_code == 400
+    with app.app_context():
+        from goatcounter.storage import db
+        conn = db.get_db()
+        written = livelog.after(conn, 0)
+        assert [(e["path"], e["decision"]) for e in written] == [("/x", "invalid")]
+        assert conn.execute("SELECT count(*) FROM hits").fetchone()[0] == 0
+    assert drainer.waiting == 1
+    assert [(e["path"], e["decision"]) for e in entries(app)] == [
+        ("/x", "invalid"), ("/kept", "counted")]
 
 
 def test_a_bot_on_the_api(app, api):
@@ -280,12 +320,14 @@ def test_off_writes_nothing(app_config):
 
 
 def test_spool_lines_of_before_still_count(app, site):
-    """A spool line written before lines carried their arrival time."""
+    """A spool line written before lines carried their arrival time (nor whether the
+    user agent steps were left for counting: the field after it)."""
     line = pending.encode(site["id"], _a_hit()).decode()
     import json
-    values = json.loads(line)[:-1]
+    values = json.loads(line)[:-2]
     _, decoded = pending.decode(json.dumps(values).encode())
     assert decoded.received == decoded.created_at
+    assert not decoded.unclassified
 
 
 def _a_hit():

@@ -194,3 +194,40 @@ def test_retry_failed_interrupted_counts_nothing_twice(quiet, monkeypatch, dies_
         quiet, "SELECT p.path, count(*) FROM hits h JOIN paths p ON p.id = h.path_id"
                " GROUP BY p.path ORDER BY p.path")] == [("/a", 1), ("/b", 1)]
     assert query(quiet, "SELECT * FROM failed_hits", drain=False) == []
+
+
+def test_lines_written_before_classify_later_still_count(app):
+    site, _ = make_site(app)
+    hit = process(Incoming(path="/old", user_agent=UA, ip="8.8.8.8"), site["settings"],
+                  1_700_000_100.0, "key")
+    assert not isinstance(hit, str)
+    line = pending.encode(site["id"], hit)
+    old = line.replace(b",false]\n", b"]\n")
+    assert old != line
+    assert pending.decode(old) == (site["id"], hit)
+
+
+def test_a_busy_worker_counts_in_big_batches(app, monkeypatch):
+    monkeypatch.setattr(pending, "FULL", 3)
+    site, _ = make_site(app)
+    pixel(app, site)
+    assert counts(app) == (0, 1)
+    pixel(app, site, "/a")
+    pixel(app, site, "/b")
+    # Counted a moment ago, fewer than FULL waiting: answered, not counted yet.
+    assert counts(app) == (2, 1)
+    pixel(app, site, "/c")
+    assert counts(app) == (0, 4)
+
+
+def test_the_user_agent_steps_run_when_counting(quiet):
+    site, _ = make_site(quiet)
+    client = quiet.test_client()
+    for ua in (UA, "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+               ""):
+        assert client.get("/count?p=/u", headers={"Host": site["cname"], "User-Agent": ua},
+                          environ_base={"REMOTE_ADDR": "8.8.8.8"}).status_code == 200
+    assert [tuple(r) for r in query(quiet, "SELECT bot FROM bots ORDER BY id")] == [(5,), (7,)]
+    assert [tuple(r) for r in query(
+        quiet, "SELECT b.name FROM hits JOIN browsers b ON b.id = hits.browser_id")] == \
+        [("Firefox",)]

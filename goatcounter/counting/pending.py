@@ -25,6 +25,7 @@ from flask import Flask, Response, current_app, request
 
 from goatcounter.accounts import sites
 from goatcounter.counting import livelog, spool, store
+from goatcounter.counting.pipeline import process
 from goatcounter.counting.pipeline.process import Hit
 from goatcounter.storage import db
 
@@ -33,15 +34,27 @@ log = logging.getLogger(__name__)
 # Pageviews counted per transaction, and how much of a file is read for them.
 BATCH = 2000
 MAX_BYTES = 1 << 20
-# A worker counts pending pageviews after a reply at most this often, so that under
-# load each batch holds many: a batch costs about 1 ms besides its pageviews, as much
-# as 10 to 20 of them. (Stats and exports count what is pending before they read.)
-DRAIN_EVERY = 0.5
+# When a worker counts what is pending: from its background thread once no pageview
+# came for IDLE_CHECK seconds, and right after a reply once FULL pageviews wait or
+# DRAIN_EVERY seconds went by since it last counted. So under load the work of
+# counting is done in big batches (a batch costs about 1 ms besides its pageviews, and
+# rows that repeat within it are written once), and a burst of traffic is answered
+# first and counted when it ends. Stats, exports and the dashboard count whatever is
+# pending before they read, so they never show less.
+FULL = 1000
+DRAIN_EVERY = 5.0
 IDLE_CHECK = 0.5
+# The live log's entries noted in memory (requests refused before counting) are written
+# this soon after the reply that noted them, apart from counting: a live page or a tail
+# shows them at once. (Entries of pageviews are written when they are counted.)
+NOTES_EVERY = 0.1
 
 _FIELDS = ("path", "title", "event", "ref", "ref_scheme", "campaign", "width", "bot",
            "browser", "system", "location", "language", "user_agent", "session_key",
-           "created_at", "ignored", "received")
+           "created_at", "ignored", "received", "unclassified")
+# Older lines end sooner: before `unclassified` was kept (17 fields), and before they
+# carried their arrival time too (16).
+_RECEIVED = _FIELDS.index("received")
 
 
 def encode(site_id: int, hit: Hit) -> bytes:
@@ -53,10 +66,12 @@ def encode(site_id: int, hit: Hit) -> bytes:
 def decode(line: bytes) -> tuple[int, Hit]:
     """(site id, hit) of a spool line."""
     site_id, *rest = json.loads(line)
-    if len(rest) == len(_FIELDS) - 1:
+    if len(rest) == _RECEIVED:
         # Written before lines carried their arrival time.
         rest.append(rest[_FIELDS.index("created_at")])
-    values: dict[str, Any] = dict(zip(_FIELDS, rest, strict=True))
+    # Unclassified lines are the newest: the older ones end before that field.
+    fields = _FIELDS[:-1] if len(rest) == len(_FIELDS) - 1 else _FIELDS
+    values: dict[str, Any] = dict(zip(fields, rest, strict=True))
     for key in ("browser", "system"):
         if values[key] is not None:
             values[key] = tuple(values[key])
@@ -136,6 +151,7 @@ def _count_file(conn: sqlite3.Connection, path: str, name: str, most: int,
     for site_id, hits in by_site.items():
         site = sites.get(conn, site_id)
         if site is not None:
+            _classify(site, hits)
             store.save_in(conn, site, hits)
             if live:
                 livelog.write(conn, livelog.counted_rows(site, hits, "count", _writer(name)))
@@ -149,6 +165,11 @@ def _writer(name: str) -> str:
     first part of the file's name)."""
     pid = name.split("-", 1)[0]
     return livelog.worker_name(int(pid)) if pid.isdigit() else livelog.worker_name()
+
+
+def _classify(site: dict[str, Any], hits: list[Hit]) -> None:
+    for hit in hits:
+        process.classify(hit, site["settings"])
 
 
 def _set_aside(conn: sqlite3.Connection, path: str, name: str, error: BaseException) -> None:
@@ -249,16 +270,23 @@ def backlog(conn: sqlite3.Connection | None = None) -> int:
 
 
 class Drainer:
-    """Per process: counts pending rows after replies (throttled) and when idle."""
+    """Per process: counts pending rows after replies (in big batches) and when idle,
+    and writes the live log's noted entries soon after the replies that noted them."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.last = 0.0
+        # When the live log's noted entries were last written.
+        self.flushed = 0.0
+        # Pageviews this worker answered since it last counted, and when the last came.
+        self.waiting = 0
+        self.last_pageview = 0.0
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self.pid = 0
         self.stopping = threading.Event()
-        # Set when a reply left work that the throttle kept from being done at once.
+        # Set when a reply noted live log entries that the throttle kept from being
+        # written at once.
         self.wakeup = threading.Event()
         # Jobs the background thread also runs when idle (upkeep adds its schedule), each
         # called with the app; they decide themselves how often to do work.
@@ -271,25 +299,40 @@ class Drainer:
             self._ensure_thread()
 
     def soon(self) -> None:
-        """Called after a /count reply has gone out (or any reply that noted live log
-        entries)."""
+        """Called after a /count reply that kept a pageview has gone out."""
+        self.waiting += 1
+        self.last_pageview = time.monotonic()
+        self.noted()
+
+    def noted(self) -> None:
+        """Called after a reply that noted live log entries has gone out (and by `soon`):
+        counts once FULL pageviews wait or DRAIN_EVERY went by, else writes what the
+        live log noted (within NOTES_EVERY)."""
         background = self.app.config["COUNT_IN_BACKGROUND"]
         if background:
             self._ensure_thread()
-        if time.monotonic() - self.last >= DRAIN_EVERY:
+        now = time.monotonic()
+        if self.waiting >= FULL or (self.waiting and now - self.last >= DRAIN_EVERY):
             self.run()
+        elif not livelog.of(self.app).waiting():
+            return
+        elif now - self.flushed >= NOTES_EVERY:
+            self.flush()
         elif background:
-            # Done by the background thread once the throttle allows, rather than when
-            # the next request comes (or the thread's next idle check).
+            # Written by the background thread once the throttle allows, rather than
+            # when the next request comes (or the thread's next idle check).
             self.wakeup.set()
 
     def run(self) -> None:
+        """Count what is pending (the live log's noted entries ride along)."""
         if not self.lock.acquire(blocking=False):
             return
         try:
             self.last = time.monotonic()
+            self.waiting = 0
             with self.app.app_context():
                 drain()
+                self.flushed = time.monotonic()
                 livelog.of(self.app).flush(db.get_db())
         except Exception as exc:
             # The rows stay pending and are counted on the next try.
@@ -298,6 +341,24 @@ class Drainer:
                             " they are counted on the next try", str(exc).strip())
             else:
                 log.exception("counting pending pageviews failed")
+        finally:
+            self.lock.release()
+
+    def flush(self) -> None:
+        """Write the live log's noted entries, apart from counting (which may wait for a
+        bigger batch)."""
+        if not self.lock.acquire(blocking=False):
+            # Counting right now: the background thread writes what that did not take.
+            self.wakeup.set()
+            return
+        try:
+            self.flushed = time.monotonic()
+            with self.app.app_context():
+                livelog.of(self.app).flush(db.get_db())
+        except Exception as exc:
+            # The entries wait in memory for the next try.
+            log.warning("writing the live log failed (%s); tried again with the next",
+                        str(exc).strip())
         finally:
             self.lock.release()
 
@@ -325,16 +386,23 @@ class Drainer:
                 return
             if woken:
                 self.wakeup.clear()
-                wait = DRAIN_EVERY - (time.monotonic() - self.last)
+                wait = NOTES_EVERY - (time.monotonic() - self.flushed)
                 if wait > 0 and self.stopping.wait(wait):
                     return
-                self.run()
-            elif time.monotonic() - self.last >= IDLE_CHECK:
+                if livelog.of(self.app).waiting():
+                    self.flush()
+            now = time.monotonic()
+            if now - self.last_pageview >= IDLE_CHECK and now - self.last >= IDLE_CHECK:
                 self.run()
             # Jobs keep their pace when replies wake the thread more often.
             if pause == 0.0 or time.monotonic() - jobs_at >= IDLE_CHECK:
                 jobs_at = time.monotonic()
                 pause = 0.0 if self._jobs() else IDLE_CHECK
+            if self.waiting and pause:
+                # Back when the last pageview is IDLE_CHECK old, so that what it left is
+                # counted then, not up to IDLE_CHECK later.
+                due = self.last_pageview + IDLE_CHECK - time.monotonic()
+                pause = min(IDLE_CHECK, max(0.01, due))
 
     def _jobs(self) -> bool:
         """Run the idle jobs; whether one of them has more to do at once."""
@@ -359,6 +427,7 @@ def _retry(conn: sqlite3.Connection, rows: list[sqlite3.Row]) -> int:
     for site_id, hits in by_site.items():
         site = sites.get(conn, site_id)
         if site is not None:
+            _classify(site, hits)
             store.save_in(conn, site, hits)
     conn.executemany("DELETE FROM failed_hits WHERE id = ?", [(r["id"],) for r in rows])
     return len(rows)
@@ -425,7 +494,7 @@ def _before_read() -> None:
 def _after_reply(response: Response) -> Response:
     """Live log entries noted by a request are written right after its reply."""
     if livelog.of().waiting():
-        response.call_on_close(current_app.extensions["goatcounter_pending"].soon)
+        response.call_on_close(current_app.extensions["goatcounter_pending"].noted)
     return response
 
 

@@ -22,7 +22,7 @@ from goatcounter import clock
 from goatcounter.accounts import sites
 from goatcounter.counting import livelog, pending, sessions, spool
 from goatcounter.counting.pipeline import bots, languages, sizes, urls
-from goatcounter.counting.pipeline.process import Hit, Incoming, process
+from goatcounter.counting.pipeline.process import Hit, Incoming, classify, process
 from goatcounter.errors import APIError
 from goatcounter.storage import db
 from goatcounter.web import error_replies, ratelimit
@@ -116,14 +116,19 @@ def decide(args: Mapping[str, str], headers: Mapping[str, str] | Headers, ip: st
         return _refuse(400, "invalid", "ignored because path is longer than 2048 bytes"
                                        f" ({uri_length} bytes)")
     ua = headers.get("User-Agent", "")
-    bot = bots.from_request(ua) or bot
     hit = Incoming(path=path, title=args.get("t", ""), event=event, ref=args.get("r", ""),
                    query=args.get("q", ""), width=width, bot=bot, user_agent=ua, ip=ip,
                    language=languages.from_accept_language(headers.get("Accept-Language", "")))
-    result = process(hit, settings, now, None if no_session else session_key(f"u:{ua}-{ip}"))
+    # Bot, browser and system are found when the pageview is counted (classify): the
+    # reply is the same either way, and they cost more than the rest of the pageview.
+    result = process(hit, settings, now, None if no_session else session_key(f"u:{ua}-{ip}"),
+                     classify_later=True)
     if isinstance(result, str):
         return _refuse(400, "invalid", "not valid: " + result.replace("\n", " ").strip())
     if result.dropped:
+        # Never counted, so classified here: the live log's entry says what counting
+        # would have (a bot before referrer spam).
+        classify(result, settings)
         return Reply(200, refused=livelog.judge(result, "count", 0), seen=result)
     return Reply(200, None, result)
 
@@ -180,8 +185,11 @@ class PixelEndpoint:
             status, headers, body = self._crash(environ, exc)
         headers.append(("Content-Length", str(len(body))))
         start_response(status, headers)
-        if keep or self.live.waiting():
-            return ClosingIterator([body], self.app.extensions["goatcounter_pending"].soon)
+        drainer = self.app.extensions["goatcounter_pending"]
+        if keep:
+            return ClosingIterator([body], drainer.soon)
+        if self.live.waiting():
+            return ClosingIterator([body], drainer.noted)
         return [body]
 
     def _handle(self, environ: dict[str, Any],

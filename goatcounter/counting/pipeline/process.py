@@ -87,6 +87,9 @@ class Hit:
     dropped: bool = False
     # When the request arrived (with microseconds): the live log's order.
     received: float = 0.0
+    # Bot, browser and system are still to be found from the User-Agent (`classify`):
+    # a pixel's pageview is answered before those steps, which only need the user agent.
+    unclassified: bool = False
     # Filled in by storage.
     path_id: int = 0
     ref_id: int = 1
@@ -155,9 +158,10 @@ def _too_long(raw: Incoming) -> str | None:
 
 
 def process(raw: Incoming, settings: dict[str, Any], now: float,
-            session_key: str | None) -> Hit | str:
+            session_key: str | None, *, classify_later: bool = False) -> Hit | str:
     """Run every step for one hit under a site's settings. Returns the hit, or the
-    validation message when it can't be stored."""
+    validation message when it can't be stored. With `classify_later` the steps that
+    only read the User-Agent are left to `classify` (the reply doesn't depend on them)."""
     too_long = _too_long(raw)
     if too_long:
         return too_long
@@ -185,7 +189,7 @@ def process(raw: Incoming, settings: dict[str, Any], now: float,
         return error
 
     bot = raw.bot
-    found = bots.from_user_agent(raw.user_agent)
+    found = bots.from_user_agent(raw.user_agent) if not classify_later else bots.NONE
     if found:
         bot = found
 
@@ -198,7 +202,7 @@ def process(raw: Incoming, settings: dict[str, Any], now: float,
         [r.strip() for r in str(settings.get("collect_regions", "")).split(",") if r.strip()])
 
     browser = system = None
-    if collect & COLLECT_USER_AGENT:
+    if collect & COLLECT_USER_AGENT and not classify_later:
         browser, system = useragents.parse(raw.user_agent)
 
     if not collect & COLLECT_SESSION:
@@ -214,4 +218,18 @@ def process(raw: Incoming, settings: dict[str, Any], now: float,
         # Half a second rounds up, as Go's Round does.
         created_at=math.floor(created + 0.5), ignored=paths.ignored(path),
         # Spam is judged on what was sent, even when referrers aren't collected.
-        dropped=referrers.is_spam(source or raw.ref), received=now)
+        dropped=referrers.is_spam(source or raw.ref), received=now,
+        unclassified=classify_later)
+
+
+def classify(hit: Hit, settings: dict[str, Any]) -> None:
+    """The steps `process` left for later on a pixel's pageview: bot or person (no
+    User-Agent at all is a bot there), browser and system."""
+    if not hit.unclassified:
+        return
+    found = bots.from_request(hit.user_agent)
+    if found:
+        hit.bot = found
+    if settings["collect"] & COLLECT_USER_AGENT:
+        hit.browser, hit.system = useragents.parse(hit.user_agent)
+    hit.unclassified = False
