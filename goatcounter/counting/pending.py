@@ -499,6 +499,8 @@ def _after_reply(response: Response) -> Response:
 
 
 def init_app(app: Flask) -> None:
+    # In each worker as it starts, not on its first pageviews.
+    process.warm_up()
     app.extensions["goatcounter_spool"] = spool.Spool(app.config["DB_PATH"] + "-pending")
     app.extensions["goatcounter_pending"] = Drainer(app)
     app.before_request(_before_read)

@@ -102,3 +102,8 @@ def is_prefetch(headers: Mapping[str, str] | Headers) -> bool:
 def from_request(ua: str) -> int:
     """The bot code for a browser request to /count; no User-Agent at all is a bot there."""
     return from_user_agent(ua) if ua.strip() else SHORT_OR_ODD
+
+
+def warm_up() -> None:
+    """Compile crawlerdetect's patterns now (it does so on the first check)."""
+    crawlers.warm_up()

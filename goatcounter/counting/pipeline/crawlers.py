@@ -143,3 +143,8 @@ def match(ua: str) -> str | None:
 def is_crawler(ua: str) -> bool:
     """crawlerdetect's answer for a User-Agent."""
     return match(ua) is not None
+
+
+def warm_up() -> None:
+    """Compile crawlerdetect's patterns now (it does so on the first check)."""
+    _detector._check_crawler("warm-up")

@@ -233,3 +233,10 @@ def classify(hit: Hit, settings: dict[str, Any]) -> None:
     if settings["collect"] & COLLECT_USER_AGENT:
         hit.browser, hit.system = useragents.parse(hit.user_agent)
     hit.unclassified = False
+
+
+def warm_up() -> None:
+    """Build what the steps build on first use (ua-parser's matchers, crawlerdetect's
+    patterns: about 0.7 s), once per process, so that no pageview waits for it."""
+    useragents.warm_up()
+    bots.warm_up()

@@ -42,3 +42,8 @@ def parse(user_agent: str) -> tuple[tuple[str, str], tuple[str, str]]:
         os_ = result.os
         system = (_SYSTEM_NAMES.get(os_.family, os_.family), _version(os_.major, os_.minor))
     return browser, system
+
+
+def warm_up() -> None:
+    """Have ua-parser build its matchers now (it does so on the first parse)."""
+    ua_parser.parser("Mozilla/5.0", Domain.USER_AGENT | Domain.OS)
