@@ -392,3 +392,31 @@ def test_site_shows_received_data_right_after_counting(app, golden):
     site = golden.get("/api/v0/sites").get_json()["sites"][0]
     assert site["received_data"] is True
     assert site["first_hit_at"] == "2026-11-19T20:00:00Z"
+
+
+def test_new_sessions_sort_by_the_second_they_began(app, golden):
+    golden.post("/api/v0/count", {"hits": [{"path": "/a", "session": "s1"}]})
+    clock.advance(2)
+    golden.post("/api/v0/count", {"hits": [{"path": "/a", "session": "s2"},
+                                           {"path": "/b", "session": "s2"},
+                                           {"path": "/b", "session": "s2"}]})
+    rows = stored(app)
+    assert rows[0]["session"] < rows[1]["session"]
+    assert [r["first_visit"] for r in rows] == [1, 1, 1, 0]
+
+
+def test_a_new_session_over_several_days_in_one_batch(app, golden):
+    """Its first day has no earlier one; its later days point back to it, as if they
+    came in later batches."""
+    clock.freeze(scenario.RECORDED_AT)
+    days = ["2026-11-20T10:00:00Z", "2026-11-22T10:00:00Z", "2026-11-21T10:00:00Z"]
+    golden.post("/api/v0/count", {"hits": [{"path": f"/{i}", "session": "many",
+                                            "created_at": d} for i, d in enumerate(days)]})
+    golden.post("/api/v0/count", {"hits": [{"path": "/x", "session": "other",
+                                            "created_at": days[1]}]})
+    rows = db(app).execute("SELECT day, prev FROM visitor_days ORDER BY session = ("
+                           "SELECT session FROM visitor_days GROUP BY session"
+                           " HAVING count(*) = 1), day").fetchall()
+    day = [clock.parse_rfc3339(d).timestamp() // 86400 * 86400 for d in sorted(days)]
+    assert [tuple(r) for r in rows] == [(day[0], None), (day[1], day[0]), (day[2], day[1]),
+                                        (day[2], None)]

@@ -105,13 +105,21 @@ def _flush(conn: sqlite3.Connection, site_id: int, table: str,
     conn.executemany(_SQL[table], rows)
 
 
-def add(conn: sqlite3.Connection, site_id: int, hits: Iterable[Hit]) -> None:
-    """Count stored hits into every aggregate table (inside the caller's transaction)."""
+# A session made in this transaction has no other day yet: its rows need no pointers.
+_NEW_VISITOR_SQL = ("INSERT INTO visitor_days (site_id, day, session, prev)"
+                    " VALUES (:site, :day, :session, NULL) ON CONFLICT DO NOTHING")
+
+
+def add(conn: sqlite3.Connection, site_id: int, hits: Iterable[Hit],
+        fresh: set[bytes] | frozenset[bytes] = frozenset()) -> None:
+    """Count stored hits into every aggregate table (inside the caller's transaction).
+    `fresh` are the sessions made in it."""
     hit_counts: dict[tuple, list[int]] = {}
     site_counts: dict[tuple, list[int]] = {}
     visit_tables: dict[str, Counter] = {t: Counter() for t in TABLES
                                         if t not in ("hit_counts", "site_counts")}
     visitors: set[tuple[int, int]] = set()
+    new_visitors: set[tuple[int, int]] = set()
     months: Counter = Counter()
     day_months: dict[int, tuple[int, int]] = {}
     for h in hits:
@@ -152,7 +160,8 @@ def add(conn: sqlite3.Connection, site_id: int, hits: Iterable[Hit]) -> None:
             t["campaign_stats"][(h.path_id, day, h.campaign_id, h.ref)] += 1
             t["campaign_days"][(day, h.campaign_id, h.ref)] += 1
         if h.session is not None:
-            visitors.add((day, int.from_bytes(h.session[:8], "big", signed=True)))
+            (new_visitors if h.session in fresh else visitors).add(
+                (day, int.from_bytes(h.session[:8], "big", signed=True)))
         else:
             t["anonymous_days"][(day,)] += 1
     _flush(conn, site_id, "hit_counts", {k: tuple(v) for k, v in hit_counts.items()})
@@ -160,6 +169,17 @@ def add(conn: sqlite3.Connection, site_id: int, hits: Iterable[Hit]) -> None:
     for table, counts in visit_tables.items():
         _flush(conn, site_id, table, counts)
     _flush_months(conn, site_id, months)
+    # A new session's visits may span days within one batch (imports): only its first
+    # day is sure to have no earlier one.
+    firsts: dict[int, int] = {}
+    for day, session in new_visitors:
+        firsts[session] = min(day, firsts.get(session, day))
+    for day, session in new_visitors:
+        if firsts[session] != day:
+            visitors.add((day, session))
+    if firsts:
+        conn.executemany(_NEW_VISITOR_SQL, [{"site": site_id, "day": d, "session": s}
+                                            for s, d in sorted(firsts.items())])
     if visitors:
         rows = [{"site": site_id, "day": d, "session": s} for d, s in sorted(visitors)]
         for sql in _VISITOR_SQL:

@@ -109,18 +109,20 @@ def _campaign_id(conn: sqlite3.Connection, cache: Ids, site_id: int, name: str) 
 
 
 def _first_visits(conn: sqlite3.Connection, cache: Ids, site_id: int, hits: list[Hit],
-                  now: int) -> None:
+                  now: int) -> set[bytes]:
+    """Sessions and first visits of the hits; returns the sessions made now."""
     keyed = [(h, h.session_key) for h in hits if h.session_key is not None]
     if not keyed:
-        return
+        return set()
     seconds = int(current_app.config["SESSION_HOURS"]) * 3600
-    found = sessions.resolve(conn, cache.salts, site_id, (key for _, key in keyed), now,
-                             seconds)
+    found, fresh = sessions.resolve(conn, cache.salts, site_id, (key for _, key in keyed),
+                                    now, seconds)
     for h, key in keyed:
         h.session = found[key]
-    flags = sessions.first_visits(conn, [(found[key], h.path_id) for h, key in keyed])
+    flags = sessions.first_visits(conn, [(found[key], h.path_id) for h, key in keyed], fresh)
     for (h, _), first in zip(keyed, flags, strict=True):
         h.first_visit = first
+    return fresh
 
 
 _INSERT_HIT = (
@@ -142,17 +144,18 @@ def _save(conn: sqlite3.Connection, cache: Ids, site: dict[str, Any], hits: list
         h.browser_id = _named_id(conn, cache, "browsers", h.browser) if h.browser else None
         h.system_id = _named_id(conn, cache, "systems", h.system) if h.system else None
         h.campaign_id = _campaign_id(conn, cache, site_id, h.campaign) if h.campaign else None
+    fresh: set[bytes] = set()
     if not preset_sessions:
         for h in counted:
             h.session, h.first_visit = None, True
-        _first_visits(conn, cache, site_id, counted, now)
+        fresh = _first_visits(conn, cache, site_id, counted, now)
 
     if site["settings"]["collect"] & collect.COLLECT_HITS:
         conn.executemany(_INSERT_HIT, [
             (site_id, h.path_id, h.ref_id, h.browser_id, h.system_id, h.campaign_id, h.session,
              int(h.first_visit), h.width, h.location, h.language, h.created_at)
             for h in counted])
-    aggregates.add(conn, site_id, counted)
+    aggregates.add(conn, site_id, counted, fresh)
     if bots:
         conn.executemany(
             "INSERT INTO bots (site_id, path, bot, user_agent, created_at) VALUES (?, ?, ?, ?, ?)",
