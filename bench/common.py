@@ -41,6 +41,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def bytes_written(server: Server) -> int:
+    """Bytes the server's master and workers have handed to write() so far (the WAL and
+    the database file, spool files, the access log): /proc's wchar."""
+    total = 0
+    for pid in [server.proc.pid, *workers_of(server.proc.pid)]:
+        try:
+            text = Path(f"/proc/{pid}/io").read_text()
+        except OSError:
+            continue
+        total += int(text.split("wchar:", 1)[1].split()[0])
+    return total
+
+
 @contextlib.contextmanager
 def instance() -> Iterator[str]:
     """A fresh instance folder, removed afterwards."""

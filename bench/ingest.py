@@ -23,6 +23,9 @@ and nginx, which doesn't keep connections to its upstream by default). The loads
   seen the 4,000 most common browser strings and 300 bot strings (85 % of the draws),
   as a server that has been up a while has. Rate limits as in the default
   configuration.
+- sessions (API only): the friendly load's hits and 5 user agents, but every hit with
+  a `session` of its own, so every hit is a new visitor: what new sessions cost the
+  store. Rate limits off. The API lines also print the bytes the server wrote per hit.
 - adversarial: every request (every hit, for the API) has a user agent that no cache
   has seen and an address of its own, so a new session; default rate limits, and the
   pixel once more with rate limits off, to show what they cost.
@@ -66,7 +69,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
-from common import UAS, Load, cpu_seconds, gunicorn, http_request, instance, load, setup_site
+from common import (
+    UAS,
+    Load,
+    bytes_written,
+    cpu_seconds,
+    gunicorn,
+    http_request,
+    instance,
+    load,
+    setup_site,
+)
 from useragents import Mix
 
 from goatcounter import server_config
@@ -496,9 +509,10 @@ def api_line(name: str, batches: list[list[dict]], env: dict[str, str], s: Setti
         with gunicorn("wsgi:app", env) as server:
             if warm and mix is not None:
                 warmed = warm_up(server.addr, token, mix, s.warm_repeat)
-            before = cpu_seconds(server)
+            before, wrote = cpu_seconds(server), bytes_written(server)
             got = load(server.addr, requests, s.seconds, s.clients)
             cpu = cpu_seconds(server) - before
+            wrote = bytes_written(server) - wrote
         db = stored(db_path)
         accepted = got.ok * BATCH
         rows = [(h["path"], h["title"], h["ref"], h["user_agent"], h["ip"], h["size"],
@@ -513,7 +527,8 @@ def api_line(name: str, batches: list[list[dict]], env: dict[str, str], s: Setti
     print(f"    durable hits/s      {rate:10.0f}   (replies {_codes(got.codes)})")
     print(f"    bare executemany    {base:10.0f}   rows/s in the same run")
     print(f"    ratio               {rate / base:10.3f}")
-    print(f"    server CPU per hit: {cpu / max(1, accepted) * 1e6:.0f} µs")
+    print(f"    server CPU per hit: {cpu / max(1, accepted) * 1e6:.0f} µs; bytes written per hit:"
+          f" {wrote / max(1, accepted):,.0f} (WAL, database, log)")
     if views is not None and mix is not None:
         print(f"    traffic: {_traffic(views[:got.used * BATCH], mix)}; "
               f"repeated batches {got.repeated}")
@@ -585,7 +600,8 @@ def _sum(loads: list[Load]) -> Load:
 
 
 LINES = ("pixel-friendly", "pixel-realistic", "pixel-adversarial", "pixel-adversarial-nolimits",
-         "api-friendly", "api-realistic", "api-adversarial", "live-log-pixel", "live-log-api")
+         "api-friendly", "api-sessions", "api-realistic", "api-adversarial", "live-log-pixel",
+         "live-log-api")
 
 
 def run(lines: list[str], s: Settings) -> list[Line]:
@@ -625,6 +641,13 @@ def run(lines: list[str], s: Settings) -> list[Line]:
             batches = [make_hits(rng, BATCH) for _ in range(400)]
             out.append(api_line("API, friendly (old load: 5 UAs, 40,000 hits cycled, "
                                 "limits off)", batches, {"GOATCOUNTER_RATELIMIT": NO_LIMITS}, s))
+        elif name == "api-sessions":
+            hits = make_hits(rng, n_hits)
+            for i, h in enumerate(hits):
+                h["session"] = f"visitor-{i}"
+            batches = [hits[i:i + BATCH] for i in range(0, len(hits), BATCH)]
+            out.append(api_line("API, a new session per hit (5 UAs, limits off)", batches,
+                                {"GOATCOUNTER_RATELIMIT": NO_LIMITS}, s))
         elif name in ("api-realistic", "api-adversarial"):
             make = realistic if name == "api-realistic" else adversarial
             views = make(rng, mix, addresses, n_hits)
