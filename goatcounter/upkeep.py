@@ -90,7 +90,7 @@ def _time_column(conn: sqlite3.Connection, table: str) -> str | None:
 def _aggregates_before(conn: sqlite3.Connection, site_id: int, cutoff: int) -> int:
     """Rows of a site's aggregate tables that are wholly before `cutoff`."""
     removed = 0
-    tables = [*aggregates.TABLES, "visitor_days", "path_months"]
+    tables = [*aggregates.TABLES, "visitor_days", "visitor_prevs", "path_months"]
     for table in tables:
         column = _time_column(conn, table)
         if column is None:

@@ -420,3 +420,22 @@ def test_a_new_session_over_several_days_in_one_batch(app, golden):
     day = [clock.parse_rfc3339(d).timestamp() // 86400 * 86400 for d in sorted(days)]
     assert [tuple(r) for r in rows] == [(day[0], None), (day[1], day[0]), (day[2], day[1]),
                                         (day[2], None)]
+
+
+def test_visitor_prevs_count_the_rows_of_visitor_days(app, golden):
+    clock.freeze(scenario.RECORDED_AT)
+    days = ["2026-11-20T10:00:00Z", "2026-11-24T10:00:00Z", "2026-11-22T10:00:00Z",
+            "2026-11-21T10:00:00Z", "2026-11-24T11:00:00Z"]
+    for i, d in enumerate(days):  # days filled in out of order move the next day's prev
+        golden.post("/api/v0/count", {"hits": [
+            {"path": f"/{i}", "session": "back", "created_at": d},
+            {"path": "/n", "session": f"new{i}", "created_at": d}]})
+    golden.post("/api/v0/count", {"hits": [{"path": "/m", "session": "many", "created_at": d}
+                                           for d in days]})
+    conn = db(app)
+    want = conn.execute("SELECT site_id, day, coalesce(prev, 0), count(*) FROM visitor_days"
+                        " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3").fetchall()
+    got = conn.execute("SELECT site_id, day, prev, total FROM visitor_prevs WHERE total != 0"
+                       " ORDER BY 1, 2, 3").fetchall()
+    assert [tuple(r) for r in got] == [tuple(r) for r in want]
+    assert len(want) > 5

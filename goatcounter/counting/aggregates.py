@@ -12,7 +12,7 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from goatcounter.counting.pipeline.process import Hit
@@ -69,14 +69,27 @@ def _path_months_sql(day: int) -> str:
 _PATH_MONTHS_SQL = {day: _path_months_sql(day) for day in range(1, 32)}
 
 # A session's row for a day points to its previous day (see migration 0002); a day
-# filled in later than the next one moves the next one's pointer.
-_VISITOR_SQL = (
-    "INSERT INTO visitor_days (site_id, day, session, prev) SELECT :site, :day, :session,"
-    " (SELECT max(day) FROM visitor_days WHERE site_id = :site AND session = :session"
-    " AND day < :day) WHERE true ON CONFLICT DO NOTHING",
-    "UPDATE visitor_days SET prev = :day WHERE site_id = :site AND session = :session"
-    " AND day = (SELECT min(day) FROM visitor_days WHERE site_id = :site"
-    " AND session = :session AND day > :day) AND (prev IS NULL OR prev < :day)",
+# filled in later than the next one moves the next one's pointer. visitor_prevs counts
+# the rows by their pointer (migration 0024) and moves with them.
+_VISITOR_FIND = {
+    "row": "SELECT 1 FROM visitor_days WHERE site_id = :site AND day = :day"
+           " AND session = :session",
+    "prev": "SELECT max(day) FROM visitor_days WHERE site_id = :site AND session = :session"
+            " AND day < :day",
+    "next": "SELECT day, prev FROM visitor_days WHERE site_id = :site AND session = :session"
+            " AND day > :day ORDER BY day LIMIT 1",
+}
+_VISITOR_INSERT = ("INSERT INTO visitor_days (site_id, day, session, prev)"
+                   " VALUES (:site, :day, :session, :prev) ON CONFLICT DO NOTHING")
+_VISITOR_MOVE = ("UPDATE visitor_days SET prev = :prev WHERE site_id = :site"
+                 " AND day = :day AND session = :session")
+_PREVS_SQL = ("INSERT INTO visitor_prevs (site_id, day, prev, total) VALUES (?, ?, ?, ?)"
+              " ON CONFLICT (site_id, day, prev) DO UPDATE SET total = total + excluded.total")
+_PREVS_RECOUNT = (
+    "DELETE FROM visitor_prevs WHERE site_id = :site AND day = :day",
+    "INSERT INTO visitor_prevs (site_id, day, prev, total) SELECT site_id, day,"
+    " coalesce(prev, 0), count(*) FROM visitor_days WHERE site_id = :site AND day = :day"
+    " GROUP BY site_id, day, coalesce(prev, 0)",
 )
 
 
@@ -103,11 +116,6 @@ def _flush(conn: sqlite3.Connection, site_id: int, table: str,
         values = value if isinstance(value, tuple) else (value,)
         rows.append((site_id, *key, *values))
     conn.executemany(_SQL[table], rows)
-
-
-# A session made in this transaction has no other day yet: its rows need no pointers.
-_NEW_VISITOR_SQL = ("INSERT INTO visitor_days (site_id, day, session, prev)"
-                    " VALUES (:site, :day, :session, NULL) ON CONFLICT DO NOTHING")
 
 
 def add(conn: sqlite3.Connection, site_id: int, hits: Iterable[Hit],
@@ -169,18 +177,43 @@ def add(conn: sqlite3.Connection, site_id: int, hits: Iterable[Hit],
     for table, counts in visit_tables.items():
         _flush(conn, site_id, table, counts)
     _flush_months(conn, site_id, months)
+    _add_visitors(conn, site_id, new_visitors, visitors)
+
+
+def _add_visitors(conn: sqlite3.Connection, site_id: int, new: set[tuple[int, int]],
+                  seen: set[tuple[int, int]]) -> None:
+    """Rows of visitor_days for (day, session) pairs, `new` those of sessions made in this
+    transaction, and the counts of visitor_prevs with them."""
+    prevs: Counter = Counter()
     # A new session's visits may span days within one batch (imports): only its first
     # day is sure to have no earlier one.
     firsts: dict[int, int] = {}
-    for day, session in new_visitors:
+    for day, session in new:
         firsts[session] = min(day, firsts.get(session, day))
-    for day, session in new_visitors:
-        if firsts[session] != day:
-            visitors.add((day, session))
+    seen = seen | {(day, s) for day, s in new if firsts[s] != day}
     if firsts:
-        conn.executemany(_NEW_VISITOR_SQL, [{"site": site_id, "day": d, "session": s}
-                                            for s, d in sorted(firsts.items())])
-    if visitors:
-        rows = [{"site": site_id, "day": d, "session": s} for d, s in sorted(visitors)]
-        for sql in _VISITOR_SQL:
-            conn.executemany(sql, rows)
+        rows = [{"site": site_id, "day": d, "session": s, "prev": None}
+                for s, d in sorted(firsts.items())]
+        before = conn.total_changes
+        conn.executemany(_VISITOR_INSERT, rows)
+        if conn.total_changes - before == len(rows):
+            prevs.update((d, 0) for d in firsts.values())
+        else:  # two sessions with the same first 8 bytes: count those days afresh
+            for day in sorted(set(firsts.values())):
+                for sql in _PREVS_RECOUNT:
+                    conn.execute(sql, {"site": site_id, "day": day})
+    for day, session in sorted(seen):
+        args: dict[str, Any] = {"site": site_id, "day": day, "session": session}
+        if conn.execute(_VISITOR_FIND["row"], args).fetchone():
+            continue
+        args["prev"] = conn.execute(_VISITOR_FIND["prev"], args).fetchone()[0]
+        conn.execute(_VISITOR_INSERT, args)
+        prevs[(day, args["prev"] or 0)] += 1
+        after = conn.execute(_VISITOR_FIND["next"], args).fetchone()
+        if after is not None and (after[1] is None or after[1] < day):
+            conn.execute(_VISITOR_MOVE, {"site": site_id, "day": after[0],
+                                         "session": session, "prev": day})
+            prevs[(after[0], after[1] or 0)] -= 1
+            prevs[(after[0], day)] += 1
+    conn.executemany(_PREVS_SQL, [(site_id, d, p, n) for (d, p), n in sorted(prevs.items())
+                                  if n])

@@ -70,10 +70,11 @@ def visitors(conn: sqlite3.Connection, site_id: int, rng: Range) -> int:
     d0, d1 = rng.daily_span()
     args = {"site": site_id, "d0": d0, "d1": d1}
     # A session's first row in the range is the one whose previous day (`prev`) lies
-    # before it: counting those counts each session once (migration 0002).
+    # before it: counting those counts each session once (migration 0002); visitor_prevs
+    # holds how many rows each day has per previous day (0: none; migration 0024).
     sessions = conn.execute(
-        "SELECT count(*) FROM visitor_days WHERE site_id = :site AND day >= :d0"
-        " AND day <= :d1 AND (prev IS NULL OR prev < :d0)", args).fetchone()[0]
+        "SELECT coalesce(sum(total), 0) FROM visitor_prevs WHERE site_id = :site"
+        " AND day >= :d0 AND day <= :d1 AND prev < :d0", args).fetchone()[0]
     anonymous = conn.execute(
         "SELECT coalesce(sum(total), 0) FROM anonymous_days"
         " WHERE site_id = :site AND day >= :d0 AND day <= :d1", args).fetchone()[0]
