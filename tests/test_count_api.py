@@ -1,9 +1,11 @@
 """POST /api/v0/count (spec 10.3), checked against GoatCounter 2.7.0's recorded replies."""
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import json
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -11,6 +13,8 @@ import time
 import pytest
 
 from goatcounter import clock
+from goatcounter.stats import totals
+from goatcounter.stats.ranges import Range
 from tests import engines, scenario
 from tests.conftest import API, assert_error, assert_errors, make_site
 
@@ -439,3 +443,70 @@ def test_visitor_prevs_count_the_rows_of_visitor_days(app, golden):
                        " ORDER BY 1, 2, 3").fetchall()
     assert [tuple(r) for r in got] == [tuple(r) for r in want]
     assert len(want) > 5
+
+
+def test_sessions_made_in_the_batch_of_their_hits(app, golden):
+    """A session made in the same transaction as its hits: one id per key, first visits
+    per path within the batch, and later batches (and an expired key) find the right one."""
+    golden.post("/api/v0/count", {"hits": [{"path": "/old", "session": "old"}]})
+    clock.advance(60)
+    began = int(clock.now())
+    golden.post("/api/v0/count", {"hits": [
+        {"path": "/a", "session": "s1"}, {"path": "/a", "session": "s1"},
+        {"path": "/b", "session": "s1"}, {"path": "/a", "session": "s2"},
+        {"path": "/old", "session": "old"}, {"path": "/new", "session": "old"}]})
+    clock.advance(60)
+    golden.post("/api/v0/count", {"hits": [{"path": "/a", "session": "s1"},
+                                           {"path": "/c", "session": "s2"}]})
+    clock.advance(9 * 3600)  # past SESSION_HOURS: a new session for the same key
+    golden.post("/api/v0/count", {"hits": [{"path": "/a", "session": "s1"},
+                                           {"path": "/a", "session": "s1"}]})
+    rows = stored(app)
+    ids = [bytes(r["session"]) for r in rows]
+    assert [r["first_visit"] for r in rows] == [1, 1, 0, 1, 1, 0, 1, 0, 1, 1, 0]
+    old, s1, s2, later = ids[0], ids[1], ids[4], ids[9]
+    assert ids == [old, s1, s1, s1, s2, old, old, s1, s2, later, later]
+    assert len({old, s1, s2, later}) == 4
+    # New ids begin with the second their session began.
+    assert int.from_bytes(s1[:4], "big") == int.from_bytes(s2[:4], "big") == began
+    assert int.from_bytes(later[:4], "big") == began + 60 + 9 * 3600
+    # The expired key's row went to its new session, and its old paths with it.
+    assert db(app).execute("SELECT count(*) FROM session_paths").fetchone()[0] == 5
+
+
+def test_unique_visitors_are_the_sessions_of_the_hits(app, golden):
+    """visitor_prevs gives what a count of the sessions with a first visit among the
+    range's hits gives (a session is a visitor of the days it first saw a path), and what the count over visitor_days gave, for ranges of every length, with days
+    sent out of order, sessions spanning days and batches, and sessions that expire."""
+    rnd = random.Random(5)
+    day0 = int(dt.datetime(2026, 10, 20, tzinfo=dt.UTC).timestamp())
+    for _ in range(30):
+        hits = [{"path": f"/{rnd.randrange(5)}", "session": f"k{rnd.randrange(40)}",
+                 "created_at": iso(day0 + rnd.randrange(30 * 86400))}
+                for _ in range(rnd.randrange(1, 30))]
+        assert golden.post("/api/v0/count", {"hits": hits}).status_code == 202
+        if rnd.random() < 0.2:
+            clock.advance(9 * 3600)
+    conn = db(app)
+    site_id = conn.execute("SELECT id FROM sites").fetchone()[0]
+    assert conn.execute("SELECT count(DISTINCT session) FROM hits").fetchone()[0] > 40
+    checked = 0
+    for first in range(0, 30, 2):
+        for last in range(first, 31, 3):
+            d0, d1 = day0 + first * 86400, day0 + last * 86400
+            args = {"site": site_id, "d0": d0, "d1": d1, "end": d1 + 86400}
+            want = conn.execute(
+                "SELECT count(DISTINCT session) FROM hits WHERE site_id = :site"
+                " AND first_visit = 1 AND created_at >= :d0 AND created_at < :end",
+                args).fetchone()[0]
+            before = conn.execute(
+                "SELECT count(*) FROM visitor_days WHERE site_id = :site AND day >= :d0"
+                " AND day <= :d1 AND (prev IS NULL OR prev < :d0)", args).fetchone()[0]
+            got = totals.visitors(conn, site_id, Range(d0, d1 + 86399))
+            assert (got, before) == (want, want), (first, last)
+            checked += want > 0
+    assert checked > 50
+
+
+def iso(ts: int) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -8,6 +8,7 @@ import pytest
 
 from goatcounter import create_app
 from goatcounter.counting import pending, spool, store
+from goatcounter.counting.pipeline import useragents
 from goatcounter.counting.pipeline.process import Incoming, process
 from goatcounter.storage import db
 from tests.conftest import Client, make_site, query
@@ -231,3 +232,85 @@ def test_the_user_agent_steps_run_when_counting(quiet):
     assert [tuple(r) for r in query(
         quiet, "SELECT b.name FROM hits JOIN browsers b ON b.id = hits.browser_id")] == \
         [("Firefox",)]
+
+
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+
+
+def pixels(app, site, uas: list[str]) -> None:
+    """A pageview of /p<i> for each user agent, each from an address of its own."""
+    client = app.test_client()
+    for i, ua in enumerate(uas):
+        assert client.get(f"/count?p=/p{i}", headers={"Host": site["cname"], "User-Agent": ua},
+                          environ_base={"REMOTE_ADDR": f"8.8.8.{i + 1}"}).status_code == 200
+
+
+def stored_paths(app) -> tuple[list[str], list[str], int]:
+    """(paths of the stored hits, paths of the stored bots, pageviews in hit_counts)."""
+    hits = [r[0] for r in query(app, "SELECT p.path FROM hits h JOIN paths p"
+                                     " ON p.id = h.path_id ORDER BY p.path", drain=False)]
+    bots = [r[0] for r in query(app, "SELECT path FROM bots ORDER BY path", drain=False)]
+    total = query(app, "SELECT coalesce(sum(total), 0) FROM hit_counts", drain=False)[0][0]
+    return hits, bots, total
+
+
+def test_pixels_are_counted_in_one_batch_with_a_bot_among_them(quiet, monkeypatch):
+    site, _ = make_site(quiet)
+    pixels(quiet, site, [UA, UA + " a", GOOGLEBOT, UA + " b", UA + " c"])
+    assert counts(quiet) == (5, 0)
+    batches = []
+    real = store.write
+
+    def write(fn, conn=None):
+        result = real(fn, conn)
+        batches.append(result.counted)
+        return result
+
+    monkeypatch.setattr(store, "write", write)
+    with quiet.app_context():
+        assert pending.drain() == 5
+    # One transaction counted the five; the next found nothing left.
+    assert batches == [5, 0]
+    assert stored_paths(quiet) == (["/p0", "/p1", "/p3", "/p4"], ["/p2"], 4)
+
+
+def test_a_batch_that_fails_loses_none_of_its_pageviews(quiet, monkeypatch):
+    """A failed batch is counted again one pageview at a time: all of it is stored."""
+    site, _ = make_site(quiet)
+    pixels(quiet, site, [UA, GOOGLEBOT, UA + " a", UA + " b"])
+    real = store.save_in
+
+    def fails_in_batches(conn, site, hits, *args, **kwargs):
+        if len(hits) > 1:
+            raise RuntimeError("disk on fire")
+        return real(conn, site, hits, *args, **kwargs)
+
+    monkeypatch.setattr(store, "save_in", fails_in_batches)
+    with quiet.app_context():
+        assert pending.drain() == 4
+    assert stored_paths(quiet) == (["/p0", "/p2", "/p3"], ["/p1"], 3)
+    assert query(quiet, "SELECT * FROM failed_hits", drain=False) == []
+
+
+def test_a_pageview_that_fails_when_classified_is_set_aside_alone(quiet, monkeypatch):
+    """Bot detection and browser parsing run in the counting transaction: one that fails
+    there is kept in failed_hits, its batch is stored, and a retry stores it."""
+    site, _ = make_site(quiet)
+    pixels(quiet, site, [UA, UA + " boom", GOOGLEBOT, UA + " b"])
+    real = useragents.parse
+
+    def parse(ua):
+        if "boom" in ua:
+            raise ValueError("no such browser")
+        return real(ua)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(useragents, "parse", parse)
+        with quiet.app_context():
+            assert pending.drain() == 3
+    assert stored_paths(quiet) == (["/p0", "/p3"], ["/p2"], 2)
+    (failed,) = query(quiet, "SELECT error FROM failed_hits", drain=False)
+    assert failed[0] == "ValueError: no such browser"
+    result = quiet.test_cli_runner().invoke(args=["db", "retry-failed"])
+    assert result.exit_code == 0, result.output
+    assert stored_paths(quiet) == (["/p0", "/p1", "/p3"], ["/p2"], 3)

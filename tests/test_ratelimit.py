@@ -8,11 +8,13 @@ import os
 import sqlite3
 import urllib.error
 import urllib.request
+import uuid
 
 import pytest
 
 from goatcounter import clock, create_app
 from goatcounter.web import ratelimit
+from tests import engines
 from tests.conftest import API, UA, assert_error, make_site
 from tests.servers import gunicorn
 
@@ -397,3 +399,22 @@ def test_limit_holds_across_gunicorn_workers(tmp_path):
         status, headers, _ = _get(base + "/api/v0/me", token_b)
         assert status == 200
         assert headers["X-Rate-Limit-Remaining"] == "59"
+
+
+def test_the_pixel_limit_is_shared_through_redis(app_config):
+    """With RATELIMIT_STORAGE=redis:// the pixel's limit lives in Redis, not in the file
+    of one host: two apps (two hosts) share it."""
+    app_config["RATELIMIT"] = "count:2/30"
+    app_config["RATELIMIT_STORAGE"] = engines.redis_url()
+    one = create_app(app_config)
+    site, _ = make_site(one)
+    two = create_app(app_config)
+    assert "goatcounter_counters" not in one.extensions
+    ua = f"{UA} {uuid.uuid4()}"  # keys of its own in the shared Redis
+
+    def get(app):
+        return app.test_client().get("/count?p=/x", environ_base={"REMOTE_ADDR": "203.0.113.9"},
+                                     headers={"Host": site["cname"], "User-Agent": ua})
+
+    assert [get(one).status_code, get(two).status_code, get(one).status_code] == [200, 200, 429]
+    assert get(two).status_code == 429

@@ -84,7 +84,7 @@ _VISITOR_INSERT = ("INSERT INTO visitor_days (site_id, day, session, prev)"
 _VISITOR_MOVE = ("UPDATE visitor_days SET prev = :prev WHERE site_id = :site"
                  " AND day = :day AND session = :session")
 _PREVS_SQL = ("INSERT INTO visitor_prevs (site_id, day, prev, total) VALUES (?, ?, ?, ?)"
-              " ON CONFLICT (site_id, day, prev) DO UPDATE SET total = total + excluded.total")
+              " ON CONFLICT (site_id, day, prev) DO UPDATE SET total = visitor_prevs.total + excluded.total")
 _PREVS_RECOUNT = (
     "DELETE FROM visitor_prevs WHERE site_id = :site AND day = :day",
     "INSERT INTO visitor_prevs (site_id, day, prev, total) SELECT site_id, day,"
@@ -194,9 +194,9 @@ def _add_visitors(conn: sqlite3.Connection, site_id: int, new: set[tuple[int, in
     if firsts:
         rows = [{"site": site_id, "day": d, "session": s, "prev": None}
                 for s, d in sorted(firsts.items())]
-        before = conn.total_changes
-        conn.executemany(_VISITOR_INSERT, rows)
-        if conn.total_changes - before == len(rows):
+        # The rows written (both engines sum executemany's counts); fewer than asked
+        # means a row was already there.
+        if conn.executemany(_VISITOR_INSERT, rows).rowcount == len(rows):
             prevs.update((d, 0) for d in firsts.values())
         else:  # two sessions with the same first 8 bytes: count those days afresh
             for day in sorted(set(firsts.values())):
