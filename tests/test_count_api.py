@@ -476,8 +476,9 @@ def test_sessions_made_in_the_batch_of_their_hits(app, golden):
 
 def test_unique_visitors_are_the_sessions_of_the_hits(app, golden):
     """visitor_prevs gives what a count of the sessions with a first visit among the
-    range's hits gives (a session is a visitor of the days it first saw a path), and what the count over visitor_days gave, for ranges of every length, with days
-    sent out of order, sessions spanning days and batches, and sessions that expire."""
+    range's hits gives (a session is a visitor of the days it first saw a path), and what
+    the count over visitor_days gave: for ranges of every length, with days sent out of
+    order, sessions spanning days and batches, and sessions that expire."""
     rnd = random.Random(5)
     day0 = int(dt.datetime(2026, 10, 20, tzinfo=dt.UTC).timestamp())
     for _ in range(30):

@@ -84,7 +84,8 @@ _VISITOR_INSERT = ("INSERT INTO visitor_days (site_id, day, session, prev)"
 _VISITOR_MOVE = ("UPDATE visitor_days SET prev = :prev WHERE site_id = :site"
                  " AND day = :day AND session = :session")
 _PREVS_SQL = ("INSERT INTO visitor_prevs (site_id, day, prev, total) VALUES (?, ?, ?, ?)"
-              " ON CONFLICT (site_id, day, prev) DO UPDATE SET total = visitor_prevs.total + excluded.total")
+              " ON CONFLICT (site_id, day, prev) DO UPDATE"
+              " SET total = visitor_prevs.total + excluded.total")
 _PREVS_RECOUNT = (
     "DELETE FROM visitor_prevs WHERE site_id = :site AND day = :day",
     "INSERT INTO visitor_prevs (site_id, day, prev, total) SELECT site_id, day,"
