@@ -511,3 +511,23 @@ def test_unique_visitors_are_the_sessions_of_the_hits(app, golden):
 
 def iso(ts: int) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_two_new_sessions_sharing_a_visitor_key_recount_their_day(app, golden, monkeypatch):
+    """visitor_days keeps a session's first 8 bytes: two new sessions that share them are
+    one row there, and visitor_prevs is counted afresh for the day so it still matches."""
+    from goatcounter.counting import sessions
+    made = iter(range(1, 100))
+    monkeypatch.setattr(sessions, "new_id",
+                        lambda now: (now & 0xFFFFFFFF).to_bytes(4, "big") + bytes(4)
+                        + next(made).to_bytes(8, "big"))
+    # In one batch they are one (day, visitor) pair already; across batches the second
+    # finds the first's row.
+    golden.post("/api/v0/count", {"hits": [{"path": "/a", "session": "one"},
+                                           {"path": "/a", "session": "two"}]})
+    golden.post("/api/v0/count", {"hits": [{"path": "/a", "session": "three"}]})
+    conn = db(app)
+    assert conn.execute("SELECT count(DISTINCT session) FROM hits").fetchone()[0] == 3
+    assert conn.execute("SELECT count(*) FROM visitor_days").fetchone()[0] == 1
+    assert [tuple(r) for r in conn.execute(
+        "SELECT prev, total FROM visitor_prevs WHERE total != 0")] == [(0, 1)]
