@@ -4,6 +4,7 @@ newest KEEP per site are kept; readers follow it in arrival order."""
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import time
 from typing import Any
@@ -408,3 +409,27 @@ def test_line_and_json(app, api):
     with contextlib.suppress(KeyError):
         shown["at"]
         raise AssertionError("at is internal")
+
+
+def test_serve_dev_shows_a_pageview_counted_as_the_tail_starts(app, site, monkeypatch, capsys):
+    """The intro tells the developer to send a pageview: one counted before the tail has
+    read where the log stands is shown all the same."""
+    import sys
+
+    from goatcounter.cli import serve
+    from goatcounter.storage import db
+
+    def intro(base: str) -> str:
+        db.write(lambda c: livelog.write(c, [livelog.raw_row(
+            site["id"], clock.now(), "count", "invalid", "raced", path="/raced")]))
+        return "intro"
+
+    monkeypatch.setattr(serve, "_wait_for", lambda server, base: True)
+    monkeypatch.setattr(serve, "dev_intro", intro)
+    # The test process keeps its own SIGTERM handling.
+    monkeypatch.setattr(serve.signal, "signal", lambda *args: None)
+    with app.app_context():
+        serve.run_dev([sys.executable, "-c", "import time; time.sleep(1.5)"], dict(os.environ),
+                      "http://127.0.0.1:1")
+    out = capsys.readouterr().out
+    assert "intro" in out and "/raced" in out

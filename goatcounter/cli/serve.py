@@ -101,6 +101,11 @@ def run_dev(args: list[str], env: dict[str, str], base: str) -> None:
     try:
         if not _wait_for(server, base):
             raise click.ClickException(f"the server did not start (exit code {server.returncode})")
+        # Where the log stands before the intro tells anyone to send a pageview: one
+        # counted while the tail starts is shown all the same.
+        conn = db.get_db()
+        with db.read(conn):
+            start = livelog.newest_id(conn)
         click.echo(dev_intro(base))
         stop = threading.Event()
         def watch() -> None:
@@ -111,7 +116,8 @@ def run_dev(args: list[str], env: dict[str, str], base: str) -> None:
         # Stopped by a signal as by Ctrl-C: the server goes down with it.
         signal.signal(signal.SIGTERM, _interrupt)
         with contextlib.suppress(KeyboardInterrupt):
-            tail.follow(db.get_db(), lambda e: click.echo(livelog.line(e)), stop=stop)
+            tail.follow(conn, lambda e: click.echo(livelog.line(e)), stop=stop,
+                        start_id=start)
     finally:
         if server.poll() is None:
             server.send_signal(signal.SIGTERM)

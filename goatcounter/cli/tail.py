@@ -49,11 +49,11 @@ def _printer(as_json: bool) -> Callable[[dict], None]:
 
 def follow(conn: sqlite3.Connection, show: Callable[[dict], None], *,
            site_id: int | None = None, since: float = 0,
-           stop: threading.Event | None = None) -> None:
+           stop: threading.Event | None = None, start_id: int | None = None) -> None:
     """Show entries as they come (after those of the last `since` seconds) until `stop`
-    is set (or forever)."""
+    is set (or forever); from `start_id` on when given, else from the newest entry."""
     with db.read(conn):
-        start = livelog.newest_id(conn, site_id)
+        start = livelog.newest_id(conn, site_id) if start_id is None else start_id
         earlier = livelog.last_seconds(conn, since, site_id) if since else []
     for entry in earlier:
         show(entry)
