@@ -40,9 +40,11 @@ MAX_BYTES = 1 << 20
 # counting is done in big batches (a batch costs about 1 ms besides its pageviews, and
 # rows that repeat within it are written once), and a burst of traffic is answered
 # first and counted when it ends. Stats, exports and the dashboard count whatever is
-# pending before they read, so they never show less.
+# pending before they read, so they never show less. DRAIN_EVERY also bounds how late a
+# counted pageview reaches the live log and another app server's reads: well within a
+# second, as `goatcounter tail` promises.
 FULL = 1000
-DRAIN_EVERY = 5.0
+DRAIN_EVERY = 0.5
 IDLE_CHECK = 0.5
 # The live log's entries noted in memory (requests refused before counting) are written
 # this soon after the reply that noted them, apart from counting: a live page or a tail
