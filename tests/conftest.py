@@ -130,6 +130,24 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _no_background_thread_outlives_its_test(monkeypatch) -> Iterator[None]:
+    """Stop the background threads of every app the test made. On PostgreSQL all tests
+    share one database: a thread left running (its upkeep jobs, its spool) would work on
+    the next tests' rows."""
+    made: list[pending.Drainer] = []
+    init = pending.Drainer.__init__
+
+    def recording(self, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(pending.Drainer, "__init__", recording)
+    yield
+    for drainer in made:
+        drainer.stop()
+
+
+@pytest.fixture(autouse=True)
 def _wall_clock() -> Iterator[None]:
     clock.reset()
     yield
