@@ -44,7 +44,8 @@ def reply(name: str) -> dict[str, Any]:
 
 def new_app(tmp: Path, extra: dict[str, Any] | None = None) -> Flask:
     return create_app({"INSTANCE": str(tmp), "TESTING": True, "SECRET_KEY": "test",
-                       "RATELIMIT": NO_LIMITS, **(extra or {})})
+                       "RATELIMIT": NO_LIMITS, "COUNT_IN_BACKGROUND": False,
+                       **(extra or {})})
 
 
 def send(client: FlaskClient, req: dict[str, Any]):
