@@ -141,10 +141,19 @@ def _daily(conn: sqlite3.Connection, site_id: int, d0: int, d1: int,
         " AND " + db.in_list("month", "months") + " AND " + IN_PATHS,
         {"site": site_id, "months": db.list_param(m for m, _, _ in months),
          "paths": PathSet(tuple(ids)).json()})
+    return daily_of_months(rows, d0, days, out)
+
+
+def daily_of_months(rows: Iterable[Any], d0: int, days: int,
+                    out: dict[int, list[int]]) -> dict[int, list[int]]:
+    """Fill `out` (a list by day from d0 per path) from path_months rows (month, path
+    id, c1 ... c31), which may come in any order."""
     for month, path_id, *running in rows:
         series = out[path_id]
         before = 0
-        for mday, upto in enumerate(running, 1):
+        # Only the month's own days: its later columns fall on the next month's.
+        length = calendar.monthrange(time.gmtime(month).tm_year, time.gmtime(month).tm_mon)[1]
+        for mday, upto in enumerate(running[:length], 1):
             index = (month - d0) // DAY + mday - 1
             if 0 <= index < days:
                 series[index] = upto - before
