@@ -211,6 +211,9 @@ def empty_database() -> str:
 
 
 def _drop(name: str) -> None:
+    from goatcounter.storage import postgres
+    with contextlib.suppress(Exception):
+        postgres.close_pools(name)
     with contextlib.suppress(Exception), contextlib.closing(_admin_conn()) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from importlib import resources
@@ -25,6 +26,7 @@ from typing import Any
 
 import psycopg
 import psycopg.adapt
+import psycopg.conninfo
 import psycopg.errors
 import psycopg.rows
 import psycopg.types.numeric
@@ -351,6 +353,7 @@ class Pool:
             url, min_size=1, max_size=max_size, open=True, timeout=30,
             kwargs={"autocommit": True, "context": _adapters}, configure=_configure,
             check=psycopg_pool.ConnectionPool.check_connection, name="goatcounter")
+        _pools.add(self)
 
     def get(self) -> Connection:
         return Connection(self._pool.getconn(), owned=False)
@@ -362,6 +365,17 @@ class Pool:
 
     def close(self) -> None:
         self._pool.close()
+
+
+_pools: weakref.WeakSet[Pool] = weakref.WeakSet()
+
+
+def close_pools(dbname: str) -> None:
+    """Close this process's pools on database `dbname` (before it is dropped: a pool
+    left open keeps trying to connect to it, and says so)."""
+    for pool in list(_pools):
+        if psycopg.conninfo.conninfo_to_dict(pool.url).get("dbname") == dbname:
+            pool.close()
 
 
 def check_reachable(url: str) -> None:
