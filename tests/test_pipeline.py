@@ -1,6 +1,9 @@
 """Each step of the hit pipeline on its own (spec section 12)."""
 from __future__ import annotations
 
+import ipaddress
+import random
+
 import pytest
 
 from goatcounter.counting.pipeline import (
@@ -212,6 +215,31 @@ def test_prefetch(headers, want):
 ])
 def test_lookup_ip(ip, want):
     assert locations.lookup_ip(ip) == want
+
+
+def _ipaddress_says(ip: str) -> bool | None:
+    try:
+        return ipaddress.ip_address(ip).is_global
+    except ValueError:
+        return None
+
+
+def test_is_global_agrees_with_ipaddress():
+    """The quick IPv4 check gives ipaddress's answers: at every edge of its special
+    blocks, for random addresses, and for text that is no address."""
+    assert locations._SPECIAL_V4 is not None  # the quick check is the one in use here
+    rnd = random.Random(5)
+    values = [rnd.randrange(2**32) for _ in range(20_000)]
+    for start, end in zip(*locations._SPECIAL_V4, strict=True):
+        values += [v for v in (start - 1, start, start + 1, end - 1, end, end + 1)
+                   if 0 <= v < 2**32]
+    for value in values:
+        ip = str(ipaddress.IPv4Address(value))
+        assert locations.is_global(ip) is ipaddress.IPv4Address(value).is_global, ip
+    for text in ["01.2.3.4", "1.2.3", "1.2.3.4.5", "256.1.1.1", "1.2.3.-4", "1..2.3",
+                 "\u0668.8.8.8", "+1.2.3.4", "1.2.3.4 ", "0x8.8.8.8", "1.2.3.0004", "",
+                 "::1", "2001:4860:4860::8888", "fe80::1", "::ffff:8.8.8.8", "1.2.3.4/32"]:
+        assert locations.is_global(text) == _ipaddress_says(text), text
 
 
 @pytest.mark.parametrize(("loc", "collect", "regions", "want"), [

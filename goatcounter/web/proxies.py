@@ -43,8 +43,21 @@ class TrustedProxies:
         self.app = app
         self.networks = networks
         self.fixed = ProxyFix(app, x_for=1, x_proto=1, x_host=0, x_port=0, x_prefix=0)
+        # Behind a proxy every request comes from one or two addresses: each is parsed
+        # and looked up once, not on every pageview.
+        self._known: dict[str, bool] = {}
+
+    def trusted(self, addr: str) -> bool:
+        """Whether a connection from `addr` comes from a trusted proxy."""
+        found = self._known.get(addr)
+        if found is None:
+            found = _trusted(addr, self.networks)
+            if len(self._known) >= 1024:
+                self._known.clear()
+            self._known[addr] = found
+        return found
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if _trusted(environ.get("REMOTE_ADDR", ""), self.networks):
+        if self.trusted(environ.get("REMOTE_ADDR", "")):
             return self.fixed(environ, start_response)
         return self.app(environ, start_response)
