@@ -582,6 +582,28 @@ def test_a_session_of_a_rolled_back_batch_is_never_found(app, golden, monkeypatc
     assert db(app).execute("SELECT count(*) FROM sessions").fetchone()[0] == 1
 
 
+def test_sessions_emptied_under_a_running_server_are_read_afresh(app, golden):
+    """Ids only grow; when the table's newest id is below what a process has read (the
+    table was emptied, or restored from a backup), its map is read afresh."""
+    body = {"hits": [{"path": "/a", "session": "v"}]}
+    golden.post("/api/v0/count", body)
+    golden.post("/api/v0/count", {"hits": [{"path": "/a", "session": f"w{i}"}
+                                           for i in range(5)]})
+    conn = db(app)
+    if engines.ENGINE == "postgresql":
+        conn.execute("TRUNCATE sessions, session_paths RESTART IDENTITY")
+    else:
+        conn.execute("DELETE FROM sessions")
+        conn.execute("DELETE FROM session_paths")
+        conn.execute("DELETE FROM sqlite_sequence WHERE name = 'sessions'")
+    conn.commit()
+    golden.post("/api/v0/count", body)
+    golden.post("/api/v0/count", body)
+    rows = stored(app)
+    assert [r["first_visit"] for r in rows] == [1] * 7 + [0]
+    assert rows[6]["session"] == rows[7]["session"] != rows[0]["session"]
+
+
 def test_migration_0025_keeps_the_sessions_in_the_order_they_were_seen(tmp_path):
     from goatcounter.storage import db as storage
     conn = storage.connect(str(tmp_path / "old.sqlite3"))

@@ -143,8 +143,13 @@ class Lookup:
             return self.top
         known = self.known
         cutoff = now - session_seconds
+        newest = conn.execute("SELECT coalesce(max(id), 0) FROM sessions").fetchone()[0]
+        if newest < known.last_id:
+            # Ids never go back: the table was emptied or restored under this process.
+            known.rows.clear()
+            known.last_id = -1
         if known.last_id < 0:
-            top = conn.execute("SELECT coalesce(max(id), 0) FROM sessions").fetchone()[0]
+            top = newest
             rows = conn.execute("SELECT id, key, session, last_seen FROM sessions"
                                 " WHERE last_seen >= :since",
                                 {"since": cutoff - session_seconds})
