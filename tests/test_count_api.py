@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import itertools
 import json
 import os
 import random
@@ -409,6 +410,21 @@ def test_new_sessions_sort_by_the_second_they_began(app, golden):
     assert [r["first_visit"] for r in rows] == [1, 1, 1, 0]
 
 
+def test_new_sessions_of_one_second_are_adjacent():
+    """Within a process and a second, new ids count up after their second: the rows keyed
+    by them are added side by side, and no two share visitor_days' first 8 bytes."""
+    from goatcounter.counting import sessions
+    ids = [sessions.new_id(1_800_000_000) for _ in range(1000)]
+    heads = [int.from_bytes(i[:8], "big") for i in ids]
+    assert all(i[:4] == (1_800_000_000).to_bytes(4, "big") for i in ids)
+    assert all((b - a) % 2**32 == 1 for a, b in itertools.pairwise(heads))
+    assert len({i[8:] for i in ids}) == 1000
+    # The next second's ids start afresh, at a random count.
+    later = [int.from_bytes(sessions.new_id(1_800_000_001)[:8], "big") for _ in range(3)]
+    assert all(h >> 32 == 1_800_000_001 for h in later)
+    assert all((b - a) % 2**32 == 1 for a, b in itertools.pairwise(later))
+
+
 def test_a_new_session_over_several_days_in_one_batch(app, golden):
     """Its first day has no earlier one; its later days point back to it, as if they
     came in later batches."""
@@ -507,6 +523,109 @@ def test_unique_visitors_are_the_sessions_of_the_hits(app, golden):
             assert (got, before) == (want, want), (first, last)
             checked += want > 0
     assert checked > 50
+
+
+def test_sessions_are_shared_by_the_processes_of_one_database(app, app_config, golden):
+    """Every process finds sessions in a map of its own, brought up to date from the rows
+    the others added: a visit goes on whichever process counts its next hit."""
+    from goatcounter import create_app
+    from tests.conftest import Client
+    other = create_app(app_config)
+    other.test_client_class = Client
+    second = API(other.test_client(), golden.token, golden.host)
+    try:
+        golden.post("/api/v0/count", {"hits": [{"path": "/a", "session": "v"}]})
+        clock.advance(5 * 3600)
+        second.post("/api/v0/count", {"hits": [{"path": "/a", "session": "v"},
+                                               {"path": "/b", "session": "v"}]})
+        # 10 hours after the first process saw the visitor, 5 after the other did.
+        clock.advance(5 * 3600)
+        golden.post("/api/v0/count", {"hits": [{"path": "/b", "session": "v"}]})
+        clock.advance(9 * 3600)
+        second.post("/api/v0/count", {"hits": [{"path": "/b", "session": "v"}]})
+    finally:
+        if other.config.get("DB_URL"):
+            other.extensions["goatcounter_db"].close()
+    rows = stored(app)
+    assert [r["first_visit"] for r in rows] == [1, 0, 1, 0, 1]
+    assert len({bytes(r["session"]) for r in rows[:4]}) == 1
+    assert rows[4]["session"] != rows[0]["session"]
+    conn = db(app)
+    assert conn.execute("SELECT count(*) FROM sessions").fetchone()[0] == 1
+    assert bytes(conn.execute("SELECT session FROM sessions").fetchone()[0]) == \
+        bytes(rows[4]["session"])
+
+
+def test_a_session_of_a_rolled_back_batch_is_never_found(app, golden, monkeypatch):
+    """The sessions a transaction made join the process's map only once it committed."""
+    from goatcounter.counting import aggregates, sessions
+    made = iter(range(1, 100))
+    monkeypatch.setattr(sessions, "new_id",
+                        lambda now: (now & 0xFFFFFFFF).to_bytes(4, "big")
+                        + next(made).to_bytes(12, "big"))
+    add = aggregates.add
+    failures = iter([True])
+
+    def fail_once(*args, **kwargs):
+        if next(failures, False):
+            raise RuntimeError("the disk is full")
+        return add(*args, **kwargs)
+
+    monkeypatch.setattr(aggregates, "add", fail_once)
+    body = {"hits": [{"path": "/a", "session": "v"}]}
+    assert golden.post("/api/v0/count", body).status_code == 500
+    golden.post("/api/v0/count", body)
+    golden.post("/api/v0/count", body)
+    rows = stored(app)
+    assert [r["first_visit"] for r in rows] == [1, 0]
+    assert [int.from_bytes(bytes(r["session"])[4:], "big") for r in rows] == [2, 2]
+    assert db(app).execute("SELECT count(*) FROM sessions").fetchone()[0] == 1
+
+
+def test_sessions_emptied_under_a_running_server_are_read_afresh(app, golden):
+    """Ids only grow; when the table's newest id is below what a process has read (the
+    table was emptied, or restored from a backup), its map is read afresh."""
+    body = {"hits": [{"path": "/a", "session": "v"}]}
+    golden.post("/api/v0/count", body)
+    golden.post("/api/v0/count", {"hits": [{"path": "/a", "session": f"w{i}"}
+                                           for i in range(5)]})
+    conn = db(app)
+    if engines.ENGINE == "postgresql":
+        conn.execute("TRUNCATE sessions, session_paths RESTART IDENTITY")
+    else:
+        conn.execute("DELETE FROM sessions")
+        conn.execute("DELETE FROM session_paths")
+        conn.execute("DELETE FROM sqlite_sequence WHERE name = 'sessions'")
+    conn.commit()
+    golden.post("/api/v0/count", body)
+    golden.post("/api/v0/count", body)
+    rows = stored(app)
+    assert [r["first_visit"] for r in rows] == [1] * 7 + [0]
+    assert rows[6]["session"] == rows[7]["session"] != rows[0]["session"]
+
+
+def test_migration_0025_keeps_the_sessions_in_the_order_they_were_seen(tmp_path):
+    from goatcounter.storage import db as storage
+    conn = storage.connect(str(tmp_path / "old.sqlite3"))
+    migrations = dict(storage._migrations())
+    for name, script in storage._migrations():
+        if name == "0025_sessions_in_order":
+            break
+        for stmt in storage._statements(script):
+            conn.execute(stmt)
+    rows = [(b"k2", 1, b"s2", 200), (b"k1", 1, b"s1", 300), (b"k3", 2, b"s3", 100)]
+    conn.executemany("INSERT INTO sessions (key, site_id, session, last_seen)"
+                     " VALUES (?, ?, ?, ?)", rows)
+    for stmt in storage._statements(migrations["0025_sessions_in_order"]):
+        conn.execute(stmt)
+    assert [tuple(r) for r in conn.execute("SELECT * FROM sessions ORDER BY id")] == [
+        (1, b"k3", 2, b"s3", 100), (2, b"k2", 1, b"s2", 200), (3, b"k1", 1, b"s1", 300)]
+    conn.execute("DELETE FROM sessions")
+    conn.execute("INSERT INTO sessions (key, site_id, session, last_seen) VALUES"
+                 " (x'00', 1, x'00', 400)")
+    # Ids keep growing after every row went.
+    assert conn.execute("SELECT id FROM sessions").fetchone()[0] == 4
+    conn.close()
 
 
 def iso(ts: int) -> str:

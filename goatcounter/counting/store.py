@@ -30,9 +30,11 @@ class Ids:
     """The ids of one transaction: the process-wide cache (one per database), plus the
     ids this transaction made, which join the cache only once it has committed."""
 
-    def __init__(self, cache: dict[tuple, int], salts: sessions.Salts) -> None:
+    def __init__(self, cache: dict[tuple, int], salts: sessions.Salts,
+                 known: sessions.Known) -> None:
         self.cache = cache
         self.salts = salts
+        self.sessions = sessions.Lookup(known)
         self.made: dict[tuple, int] = {}
 
     def check_epoch(self, conn: sqlite3.Connection) -> None:
@@ -56,14 +58,15 @@ class Ids:
         if len(self.cache) + len(self.made) > _CACHE_LIMIT:
             self.cache.clear()
         self.cache.update(self.made)
+        self.sessions.committed()
 
 
 def _ids() -> Ids:
     ext = current_app.extensions
     if "goatcounter_ids" not in ext:
-        ext["goatcounter_ids"] = ({}, sessions.Salts())
-    cache, salts = ext["goatcounter_ids"]
-    return Ids(cache, salts)
+        ext["goatcounter_ids"] = ({}, sessions.Salts(), sessions.Known())
+    cache, salts, known = ext["goatcounter_ids"]
+    return Ids(cache, salts, known)
 
 
 def _get_or_insert(conn: sqlite3.Connection, insert: str, select: str,
@@ -115,8 +118,8 @@ def _first_visits(conn: sqlite3.Connection, cache: Ids, site_id: int, hits: list
     if not keyed:
         return set()
     seconds = int(current_app.config["SESSION_HOURS"]) * 3600
-    found, fresh = sessions.resolve(conn, cache.salts, site_id, (key for _, key in keyed),
-                                    now, seconds)
+    found, fresh = sessions.resolve(conn, cache.salts, cache.sessions, site_id,
+                                    (key for _, key in keyed), now, seconds)
     for h, key in keyed:
         h.session = found[key]
     flags = sessions.first_visits(conn, [(found[key], h.path_id) for h, key in keyed], fresh)
