@@ -151,13 +151,13 @@ _SOME_PATHS = ("SELECT (hour - :a) / 3600, sum(total) FROM hit_counts WHERE site
 
 @pytest.mark.sqlite_only("SQLite's plans and statistics")
 def test_the_hours_at_a_ranges_edges_are_read_from_the_index_alone(tmp_path):
-    """A database that had statistics before migration 0025 (as one analyzed by hand):
+    """A database that had statistics before migration 0026 (as one analyzed by hand):
     after it the edges are read from the new index without the table, and some paths'
     hours still by their key, not by a scan of every path's hours."""
     conn = db.connect(str(tmp_path / "db.sqlite3"))
     migrations = db._migrations()
     names = [name for name, _ in migrations]
-    at = names.index("0025_hit_counts_hour_total")
+    at = names.index("0026_hit_counts_hour_total")
     db._migrate(conn, migrations[:at])
     h0 = utc("2026-11-01T00:00:00")
 
