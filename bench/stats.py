@@ -4,6 +4,7 @@ the ratio to a baseline measured in the same process (GET /api/v0/me: authentica
 and a JSON reply, no statistics).
 
     .venv/bin/python bench/stats.py [--runs 30] [--db /tmp/gc-stats-bench.sqlite3]
+                                    [--answers /tmp/gc-stats-replies.json]
 
 The database is built by counting generated hits straight into the aggregate tables
 with `aggregates.add`, the code storing a hit runs: visitors with sessions of a few
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import random
 import statistics
@@ -179,6 +181,9 @@ def main() -> None:
                     " measured there, and every answer compared with SQLite's")
     ap.add_argument("--sqlite", help="with a postgresql:// --db: the SQLite file to build"
                     " once and reuse")
+    ap.add_argument("--answers", help="a file for every endpoint's reply text: written when"
+                    " missing, else the replies are compared with it (run it before and"
+                    " after a change)")
     ap.add_argument("--hits", type=int, default=1_000_000)
     ap.add_argument("--paths", type=int, default=10_000)
     ap.add_argument("--days", type=int, default=90)
@@ -265,12 +270,26 @@ def main() -> None:
     print(f"{'endpoint':34} {'p50':>8} {'p95':>8} {'p50/baseline':>13}")
     print(f"{'baseline GET /api/v0/me':34} {base50:8.2f} {percentile(base, 0.95):8.2f} {1:13.1f}")
     worst = 0.0
-    for name, url in endpoints:
-        times = measure(client, url, headers, args.runs)
+    for name, target in endpoints:
+        times = measure(client, target, headers, args.runs)
         p50 = statistics.median(times)
         worst = max(worst, p50)
         print(f"{name:34} {p50:8.2f} {percentile(times, 0.95):8.2f} {p50 / base50:13.1f}")
     print(f"\nslowest p50: {worst:.2f} ms (floor 100 ms, aim 20 ms)")
+    if args.answers:
+        # Reply texts, byte for byte: a change meant to be faster must not change them.
+        texts = {name: client.get(u, headers=headers).get_data(as_text=True)
+                 for name, u in endpoints}
+        if os.path.exists(args.answers):
+            with open(args.answers, encoding="utf-8") as f:
+                kept = json.load(f)
+            differ = [name for name in texts if kept.get(name) != texts[name]]
+            print(f"replies equal to {args.answers}'s: {len(texts) - len(differ)}/{len(texts)}"
+                  + (f"; differ: {', '.join(differ)}" if differ else ""))
+        else:
+            with open(args.answers, "w", encoding="utf-8") as f:
+                json.dump(texts, f)
+            print(f"replies written to {args.answers}")
     if url:
         # The same questions to the SQLite database the copy came from.
         lite_app = create_app({"INSTANCE": os.path.dirname(path), "DB": path,

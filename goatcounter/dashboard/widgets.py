@@ -423,7 +423,7 @@ def pages_widget(rq: Request, settings: dict[str, Any], total_visits: int) -> Pa
         ids = [p for p, _ in top]
         per_path = hitlist.path_hours(conn, site_id, rng, ids)
         for p in ids:
-            grids[p] = (_hour_grid(rq, list(per_path[p])), None)
+            grids[p] = (_hour_grid(rq, list(per_path[p].pairs())), None)
         views.update(hitlist.pageviews(conn, site_id, rng, ids))
         before = dict(hitlist.ranked(conn, site_id, prev, PathSet(tuple(ids)), [], len(ids) or 1))
     elif len(seg.dims) == 1:

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import json
 import sqlite3
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from goatcounter.counting import aggregates
 from goatcounter.errors import BadRequest
@@ -101,20 +102,30 @@ def ranked(conn: sqlite3.Connection, site_id: int, rng: Range, paths: PathSet,
     return [(r[0], r[1]) for r in conn.execute(sql, args)]
 
 
+class Hours(NamedTuple):
+    """One path's hours with visits: hour numbers in the range, and their visits."""
+
+    hours: list[int]
+    visits: list[int]
+
+    def pairs(self) -> Iterable[tuple[int, int]]:
+        return zip(self.hours, self.visits, strict=True)
+
+
 def path_hours(conn: sqlite3.Connection, site_id: int, rng: Range,
-            ids: list[int]) -> dict[int, Iterable[tuple[int, int]]]:
-    """(hour number in the range, visits) of each path. Each path's hours come back as
-    one text, which costs far less than a row per hour."""
-    out: dict[int, Iterable[tuple[int, int]]] = {i: () for i in ids}
+               ids: list[int]) -> dict[int, Hours]:
+    """The hours with visits of each path. A path's hour numbers come back as one text
+    and its visits as another (in the same order: one aggregation feeds both), which
+    costs far less than a row per hour or a text joined per row; read as JSON, in C."""
+    out = {i: Hours([], []) for i in ids}
     rows = conn.execute(
-        "SELECT path_id, " + db.join_text("((hour - :h0) / 3600) || ',' || total")
-        + " FROM hit_counts WHERE site_id = :site AND " + IN_PATHS
+        "SELECT path_id, " + db.join_text("(hour - :h0) / 3600") + ", "
+        + db.join_text("total") + " FROM hit_counts WHERE site_id = :site AND " + IN_PATHS
         + " AND hour >= :h0 AND hour <= :h1 AND total > 0 GROUP BY path_id",
         {"site": site_id, "paths": PathSet(tuple(ids)).json(), "h0": rng.first_hour,
          "h1": rng.last_hour})
-    for path_id, text in rows:
-        numbers = iter(map(int, text.split(",")))
-        out[path_id] = zip(numbers, numbers, strict=True)
+    for path_id, hours, visits in rows:
+        out[path_id] = Hours(json.loads(f"[{hours}]"), json.loads(f"[{visits}]"))
     return out
 
 
@@ -212,16 +223,13 @@ def hits(conn: sqlite3.Connection, site_id: int, rng: Range, paths: PathSet,
     if hourly_numbers:
         hourly = path_hours(conn, site_id, rng, ids)
         slots = Slots(rng)
-        numbers = []
-        for path_id in ids:
-            series = Series(slots)
-            series.add(hourly[path_id])
-            numbers.append((series.count, *series.entries()))
+        numbers = [Series.of_hours(slots, *hourly[p]).numbers() for p in ids]
     else:
         daily = _daily(conn, site_id, rng.start, rng.end - DAY + 1, ids)
         first = dt.date(1970, 1, 1) + dt.timedelta(days=rng.start // DAY)
         dates = [first + dt.timedelta(days=i) for i in range(rng.days)]
-        numbers = [(sum(daily[p]), *day_entries(dates, daily[p])) for p in ids]
+        labels = [d.isoformat() for d in dates]
+        numbers = [(sum(daily[p]), *day_entries(dates, daily[p], labels=labels)) for p in ids]
     for path_id, (count, entries, highest) in zip(ids, numbers, strict=True):
         row = info[path_id]
         out.append({"count": count, "path_id": path_id, "path": row["path"],

@@ -185,13 +185,19 @@ def default_range(now: float, tz: dt.tzinfo) -> tuple[int, int]:
 class Slots:
     """Where each UTC hour of a range goes in the user's zone: (index of the local date
     in `Range.local_dates()`, local hour). Computed once per request, since converting
-    every row's hour would cost more than the query."""
+    every row's hour would cost more than the query.
+
+    `source` is the other direction, for filling a path's hours without a Python step
+    per hour: the hour number in each local (date, hour), day after day, -1 where no
+    UTC hour falls; None when some local hour takes two (a clock set back)."""
 
     def __init__(self, rng: Range) -> None:
         self.first = rng.first_hour
         self.dates = rng.local_dates()
+        self.labels = [d.isoformat() for d in self.dates]
         index = {d: i for i, d in enumerate(self.dates)}
         self.slots: list[tuple[int, int]] = []
+        self.source: list[int] | None = [-1] * (24 * len(self.dates))
         if rng.empty:
             return
         hours = (rng.last_hour - self.first) // HOUR + 1
@@ -200,6 +206,8 @@ class Slots:
             start_hour = local(self.first, UTC).hour
             self.slots = [(base + (start_hour + i) // 24, (start_hour + i) % 24)
                           for i in range(hours)]
+            lead = base * 24 + start_hour
+            self.source[lead:lead + hours] = range(hours)
             return
         # The offset only changes at a zone's transitions: convert one hour per UTC day
         # and every hour of the days where it changes.
@@ -217,3 +225,10 @@ class Slots:
             else:
                 when = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=ts + off)
             self.slots.append((index.get(when.date(), -1), when.hour))
+        source = self.source
+        for i, (day, hour) in enumerate(self.slots):
+            if day >= 0:
+                if source[day * 24 + hour] >= 0:
+                    self.source = None
+                    return
+                source[day * 24 + hour] = i
