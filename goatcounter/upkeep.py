@@ -1,5 +1,6 @@
 """Periodic upkeep: forget ended sessions, old idempotency keys, bot logs, rate-limit
-counters and export files, and apply the retention settings.
+counters and export files, apply the retention settings, and keep SQLite's planner
+statistics current.
 
 Each job records when it last ran in the `jobs` table, so that with several workers
 only one of them runs it. Workers try from their background thread (counting/pending.py);
@@ -107,6 +108,25 @@ def _exports(conn: sqlite3.Connection) -> int:
     return exporter.purge(conn)
 
 
+# The tables the stats and the dashboard read with plans that depend on their sizes.
+STATISTICS_TABLES = (*aggregates.TABLES, "path_months", "visitor_days", "visitor_prevs")
+
+
+def _statistics(conn: sqlite3.Connection) -> int:
+    """SQLite's numbers for its query planner, table by table (PostgreSQL's own
+    autovacuum keeps them there). A new installation has none, and without them the
+    planner reads some paths' hours by scanning every path's: 24 ms instead of 3 for
+    stats/total with include_paths at a million hits."""
+    if db.engine(conn) != "sqlite":
+        return 0
+    for table in STATISTICS_TABLES:
+        # One transaction per table: counting waits for one table at a time, never for
+        # all of them (0.7 s for all of bench/stats.py's million hits, 0.1 s at most for
+        # one). The names come from the fixed list above.
+        db.write(lambda c, t=table: c.execute(f"ANALYZE {t}"), conn)
+    return len(STATISTICS_TABLES)
+
+
 def _ratelimits(conn: sqlite3.Connection) -> int:
     storage = current_app.extensions["goatcounter_limiter"].storage
     purge = getattr(storage, "purge", None)
@@ -122,6 +142,7 @@ JOBS: dict[str, tuple[int, Callable[[sqlite3.Connection], int]]] = {
     "bots": (3600, _bots),
     "hit_retention": (6 * 3600, _hits),
     "site_retention": (6 * 3600, _site_retention),
+    "statistics": (86400, _statistics),
 }
 
 

@@ -105,9 +105,11 @@ def _count_spool(source: str) -> None:
 @db_cli.command("maintain")
 @with_appcontext
 def maintain_command() -> None:
-    """Run every upkeep job now (sessions, keys, bots, exports, retention)."""
-    for name, removed in upkeep.run_due(force=True).items():
-        click.echo(f"{name}: {removed} removed")
+    """Run every upkeep job now (sessions, keys, bots, exports, retention, planner
+    statistics)."""
+    for name, done in upkeep.run_due(force=True).items():
+        click.echo(f"{name}: {done} tables analyzed" if name == "statistics"
+                   else f"{name}: {done} removed")
 
 
 @db_cli.command("retry-failed")
