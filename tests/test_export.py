@@ -7,7 +7,9 @@ import gzip
 import hashlib
 import io
 import os
+import random
 import re
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +189,71 @@ def test_csv_byte_for_byte(app, api, site_token):
         '/tab,"\ttabbed",0,,Edge 131,Windows 10,0-0,0,,o,"0,0,1",,1,2026-11-19T11:06:41Z\n'
         '/empty,,0,,,,0-0,0,,o,"0,0,1",,1,2026-11-19T11:06:42Z\n'
         '"/a,b","Say ""hi"", world",0,,,,ab-1,0,,o,"0,0,1",,0,2026-11-19T11:06:43Z\n')
+
+
+def _reference_csv(app: Flask, site_id: int) -> str:
+    """The export of a site's hits written the plain way, one `csvformat.line` per hit
+    from the joined rows: what a faster writer must give byte for byte."""
+    with app.app_context():
+        rows = db.get_db().execute(
+            "SELECT p.path, p.title, p.event, b.name, b.version, s.name, s.version,"
+            " h.session, r.ref, r.ref_scheme, h.width, h.location, h.first_visit,"
+            " h.created_at FROM hits h JOIN paths p ON p.id = h.path_id"
+            " JOIN refs r ON r.id = h.ref_id LEFT JOIN browsers b ON b.id = h.browser_id"
+            " LEFT JOIN systems s ON s.id = h.system_id WHERE h.site_id = :site"
+            " ORDER BY h.id", {"site": site_id}).fetchall()
+    out = [HEADER]
+    for (path, title, event, b_name, b_version, s_name, s_version, session, ref, scheme,
+         width, location, first, at) in rows:
+        out.append(csvformat.line((
+            path, title, csvformat.flag(event), "",
+            "" if b_name is None else csvformat.name_version(b_name, b_version),
+            "" if s_name is None else csvformat.name_version(s_name, s_version),
+            csvformat.session_text(session), "0", ref, scheme,
+            csvformat.size_text(width), location, csvformat.flag(first),
+            csvformat.date_text(at))))
+    return "".join(out)
+
+
+# Times around the edges a cached date could get wrong: minutes, days, years, the
+# epoch, and the first and last second of four-digit years.
+EDGE_TIMES = [T0, T0 + 59, T0 + 60, T0 + 3599, T0 + 3600, 1_798_761_599, 1_798_761_600,
+              0, -1, -61, -62_135_596_800, 253_402_300_799, 951_782_400, 1_709_164_800]
+
+
+def test_csv_is_the_plain_writers_byte_for_byte(app, api, site_token, monkeypatch):
+    """Many hits over batches and memo resets, with cells that need quoting and times at
+    every edge: the file is the plain writer's CSV, gzipped in one stream at level 6
+    (so a file written again, in other pieces, has the same SHA-256)."""
+    site, _ = site_token
+    monkeypatch.setattr(exporter, "BATCH", 7)
+    monkeypatch.setattr(exporter, "MEMO_LIMIT", 5)
+    rng = random.Random(7)
+    titles = ["", "plain", "a,b", 'say "hi"', " lead", "\\.", "two\nlines", "\u00a0nbsp",
+              "\u200bzero width", "=1+2", "Über"]
+    sessions = [None, bytes(16), bytes.fromhex("00000000000000ab0000000000000001"),
+                *(bytes(rng.randrange(256) for _ in range(16)) for _ in range(12))]
+    names = [None, ("", ""), ("Firefox", "131"), ("Linux", ""), ("Samsung Internet", "23"),
+             (" lead", "1"), ("a,b", "2")]
+    hits = []
+    for i in range(120):
+        at = EDGE_TIMES[i] if i < len(EDGE_TIMES) else T0 + rng.randrange(-10**6, 10**8)
+        hits.append(make_hit(
+            f"/p{rng.randrange(20)}" + rng.choice(["", ",x", '"q"']),
+            title=rng.choice(titles), event=rng.random() < 0.2,
+            ref=rng.choice(["", "example.com/a,b", "news", " x"]),
+            ref_scheme=rng.choice(["o", "h", "c", "g"]),
+            width=rng.choice([0, 390, 1920, 2560]), browser=rng.choice(names),
+            system=rng.choice(names), location=rng.choice(["", "NL", "US-TX", " x", "a,b"]),
+            session=rng.choice(sessions), first_visit=rng.random() < 0.7, created_at=at))
+    store_hits(app, site["id"], hits)
+    export = start(api)
+    assert export["num_rows"] == 120
+    data = Path(export["path"]).read_bytes()
+    want = _reference_csv(app, site["id"])
+    assert gunzip_text(data) == want
+    deflate = zlib.compressobj(exporter.GZIP_LEVEL, zlib.DEFLATED, 31)
+    assert data == deflate.compress(want.encode()) + deflate.flush()
 
 
 def test_export_without_rows_is_the_header(api):
