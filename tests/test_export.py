@@ -9,6 +9,7 @@ import io
 import os
 import random
 import re
+import threading
 import zlib
 from pathlib import Path
 from typing import Any
@@ -254,6 +255,84 @@ def test_csv_is_the_plain_writers_byte_for_byte(app, api, site_token, monkeypatc
     assert gunzip_text(data) == want
     deflate = zlib.compressobj(exporter.GZIP_LEVEL, zlib.DEFLATED, 31)
     assert data == deflate.compress(want.encode()) + deflate.flush()
+
+
+class _FailingFile(io.BytesIO):
+    """A file that fails on its n-th write, as a full disk does."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.writes, self.fail_at = 0, fail_at
+
+    def write(self, data: Any) -> int:
+        self.writes += 1
+        if self.writes >= self.fail_at:
+            raise OSError(28, "No space left on device")
+        return super().write(data)
+
+
+def _gzip_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "export-gzip"]
+
+
+def test_a_failing_write_fails_the_export(app, site_token, monkeypatch):
+    """The file is written by another thread than the one reading hits: its error still
+    reaches the export, and no thread is left behind."""
+    site = site_token[0]
+    monkeypatch.setattr(exporter, "BATCH", 20)
+    monkeypatch.setattr(exporter, "CHUNK", 1)
+    # Random titles, which zlib can't shrink much: it writes many pieces.
+    store_hits(app, site["id"], [make_hit(f"/p{i}", title=os.urandom(500).hex())
+                                 for i in range(400)])
+    with app.app_context():
+        assert exporter.write_csv(db.get_db(), site["id"], 0, _FailingFile(10**6)).rows == 400
+        for fail_at in (1, 5):
+            file = _FailingFile(fail_at)
+            with pytest.raises(OSError, match="No space left"):
+                exporter.write_csv(db.get_db(), site["id"], 0, file)
+            assert file.writes == fail_at
+            assert _gzip_threads() == []
+
+
+def test_a_failing_read_stops_the_writer(app, site_token, monkeypatch):
+    site = site_token[0]
+    monkeypatch.setattr(exporter, "BATCH", 2)
+    store_hits(app, site["id"], [make_hit(f"/p{i}") for i in range(9)])
+    real = db.tuples
+    calls = []
+
+    def failing(conn, sql, args=()):
+        calls.append(args["after"])
+        if len(calls) == 3:
+            raise RuntimeError("lost the database")
+        return real(conn, sql, args)
+
+    monkeypatch.setattr(db, "tuples", failing)
+    with app.app_context(), pytest.raises(RuntimeError, match="lost the database"):
+        exporter.write_csv(db.get_db(), site["id"], 0, io.BytesIO())
+    assert calls == [0, 2, 4]
+    assert _gzip_threads() == []
+
+
+@pytest.mark.parametrize("batch", [1, 5, 6, 100])
+def test_batches_end_at_the_last_hit_of_a_rewritten_export(app, api, site_token,
+                                                           monkeypatch, batch):
+    """Hits are read a batch at a time after the last one's id, a rewrite's up to its
+    recorded last hit, whether or not that ends a batch."""
+    site = site_token[0]
+    monkeypatch.setattr(exporter, "BATCH", batch)
+    store_hits(app, site["id"], [make_hit(f"/p{i}", created_at=T0 + i) for i in range(10)])
+    first = start(api)
+    store_hits(app, site["id"], [make_hit(f"/q{i}", created_at=T0 + i) for i in range(10)])
+    second = start(api, {"start_from_hit_id": 5})
+    assert (second["num_rows"], second["last_hit_id"]) == (15, 20)
+    recorded = Path(first["path"]).read_bytes()
+    os.unlink(first["path"])
+    assert api.get(f"/api/v0/export/{first['id']}/download").get_data() == recorded
+    rows = list(csv.reader(io.StringIO(gunzip_text(recorded))))[1:]
+    assert [r[0] for r in rows] == [f"/p{i}" for i in range(10)]
+    rows = list(csv.reader(io.StringIO(download(api, second["id"]))))[1:]
+    assert [r[0] for r in rows] == [f"/p{i}" for i in range(5, 10)] + [f"/q{i}" for i in range(10)]
 
 
 def test_export_without_rows_is_the_header(api):
