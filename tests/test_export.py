@@ -112,6 +112,9 @@ def test_header_line():
     (bytes.fromhex("0287fb97cbed4e4f8e4f5c975b8fee06"), "287fb97cbed4e4f-8e4f5c975b8fee06"),
     (bytes.fromhex("000000000000000a0000000000000000"), "a-0"),
     (bytes.fromhex("ffffffffffffffff0000000000000001"), "ffffffffffffffff-1"),
+    (bytes.fromhex("8168cb83711b45e4846e29f6bbae2453"), "8168cb83711b45e4-846e29f6bbae2453"),
+    (bytes.fromhex("8168cb83711b45e4046e29f6bbae2453"), "8168cb83711b45e4-46e29f6bbae2453"),
+    (bytes.fromhex("0000000000000000ffffffffffffffff"), "0-ffffffffffffffff"),
 ])
 def test_session_text(session, text):
     assert csvformat.session_text(session) == text
@@ -126,6 +129,18 @@ def test_session_text(session, text):
 ])
 def test_parse_session(cell, session):
     assert csvformat.parse_session(cell) == session
+
+
+@pytest.mark.parametrize(("session", "text"), [
+    (b"", "0-0"),
+    (bytes.fromhex("81"), "81-0"),
+    (bytes.fromhex("8168cb83711b45e4"), "8168cb83711b45e4-0"),
+    (bytes.fromhex("8168cb83711b45e4846e"), "8168cb83711b45e4-846e"),
+    (bytes.fromhex("8168cb83711b45e4846e29f6bbae2453ff"), "8168cb83711b45e4-846e29f6bbae2453"),
+])
+def test_session_text_of_other_lengths(session, text):
+    """Sessions are 16 bytes; any other length is written as the two halves would be."""
+    assert csvformat.session_text(session) == text
 
 
 @pytest.mark.parametrize("cell", ["1--5", "-1-5", "5", "", "x-1", "10000000000000000-1"])

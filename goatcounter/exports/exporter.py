@@ -190,14 +190,16 @@ def _unlink(path: str) -> None:
 # Writing the CSV ---------------------------------------------------------------------
 
 class _Memo(dict):
-    """Formatted cells by key, made on first use by `make`."""
+    """Formatted cells by key, made on first use by `make`; at most `limit` of them
+    (MEMO_LIMIT without one)."""
 
-    def __init__(self, make: Callable[[Any], str]) -> None:
+    def __init__(self, make: Callable[[Any], str], limit: int | None = None) -> None:
         super().__init__()
         self._make = make
+        self._limit = limit
 
     def __missing__(self, key: Any) -> str:
-        if len(self) >= MEMO_LIMIT:
+        if len(self) >= (self._limit or MEMO_LIMIT):
             self.clear()
         value = self[key] = self._make(key)
         return value
@@ -349,14 +351,14 @@ def _row_formatter(conn: sqlite3.Connection) -> Callable[[Iterable[tuple]], str]
     paths, refs = _path_cells(conn), _ref_cells(conn)
     browsers, systems = _name_cells(conn, "browsers"), _name_cells(conn, "systems")
     places, sizes = _Memo(quote), _Memo(lambda w: quote(size_text(w)))
-    # A visit's hits come together and many hits share a minute: both cells are made
-    # once for all of them, the date as its minute's text and the seconds after it.
-    sessions = _Memo(session_text)
-    minutes = _Memo(lambda minute: date_text(minute * 60)[:-3])
+    # Many hits share a minute: the date is its minute's text, made once, and the
+    # seconds after it. Hits come in about the order of their times, so few minutes are
+    # worth keeping. (Sessions are too many to remember: made each time, it is quicker.)
+    minutes = _Memo(lambda minute: date_text(minute * 60)[:-3], limit=1000)
 
     def format_rows(batch: Iterable[tuple]) -> str:
         return "".join([
-            f"{paths[p]},,{browsers[b]},{systems[s]},{sessions[session]},0,{refs[r]},"
+            f"{paths[p]},,{browsers[b]},{systems[s]},{session_text(session)},0,{refs[r]},"
             f"{sizes[w]},{places[loc]},{1 if first else 0},{minutes[at // 60]}"
             f"{_SECONDS[at % 60]}"
             for _, p, r, b, s, session, w, loc, first, at in batch])
