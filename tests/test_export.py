@@ -317,9 +317,10 @@ def test_a_failing_read_stops_the_writer(app, site_token, monkeypatch):
     calls = []
 
     def failing(conn, sql, args=()):
-        calls.append(args["after"])
-        if len(calls) == 3:
-            raise RuntimeError("lost the database")
+        if "after" in args:
+            calls.append(args["after"])
+            if len(calls) == 3:
+                raise RuntimeError("lost the database")
         return real(conn, sql, args)
 
     monkeypatch.setattr(db, "tuples", failing)
@@ -327,6 +328,29 @@ def test_a_failing_read_stops_the_writer(app, site_token, monkeypatch):
         exporter.write_csv(db.get_db(), site["id"], 0, io.BytesIO())
     assert calls == [0, 2, 4]
     assert _gzip_threads() == []
+
+
+def test_paths_and_referrers_are_read_a_batch_at_a_time(app, api, site_token, monkeypatch):
+    """One statement for the new paths of a batch of hits (and one for its referrers),
+    not one for each: a site may have hundreds of thousands."""
+    site = site_token[0]
+    monkeypatch.setattr(exporter, "BATCH", 10)
+    store_hits(app, site["id"], [make_hit(f"/p{i % 25}", ref=f"r{i % 35}.example",
+                                          ref_scheme="h") for i in range(40)])
+    real = db.tuples
+    tables: list[str] = []
+
+    def counting(conn, sql, args=()):
+        tables.append(sql.split(" FROM ", 1)[1].split()[0])
+        return real(conn, sql, args)
+
+    monkeypatch.setattr(db, "tuples", counting)
+    rows = list(csv.reader(io.StringIO(download(api, start(api)["id"]))))[1:]
+    assert [(r[0], r[8]) for r in rows] == [(f"/p{i % 25}", f"r{i % 35}.example")
+                                           for i in range(40)]
+    # Batches 1 to 3 bring new paths and referrers, the 4th only new referrers; the
+    # last read of hits finds no more.
+    assert tables == ["hits", "paths", "refs"] * 3 + ["hits", "refs", "hits"]
 
 
 @pytest.mark.parametrize("batch", [1, 5, 6, 100])

@@ -205,23 +205,43 @@ class _Memo(dict):
         return value
 
 
-def _path_cells(conn: sqlite3.Connection) -> _Memo:
+class _RowCells(dict):
+    """Formatted cells of a table's rows by id. At the first id of a batch of hits that
+    isn't known yet, every unknown one of the batch is read, in one statement: a site
+    may have hundreds of thousands of paths and referrers."""
+
+    def __init__(self, conn: sqlite3.Connection, sql: str, column: int,
+                 make: Callable[[tuple], str], absent: str) -> None:
+        super().__init__()
+        self._conn, self._sql, self._column = conn, sql, column
+        self._make, self._absent = make, absent
+        self.batch: Iterable[tuple] = ()
+
+    def __missing__(self, key: Any) -> str:
+        ids = {row[self._column] for row in self.batch}.difference(self)
+        ids.add(key)
+        if len(self) + len(ids) > MEMO_LIMIT:
+            self.clear()
+        for row_id in ids:
+            self[row_id] = self._absent
+        found = [i for i in ids if i is not None]
+        if found:
+            for row in db.tuples(self._conn, self._sql, {"ids": db.list_param(sorted(found))}):
+                self[row[0]] = self._make(row)
+        return self[key]
+
+
+def _path_cells(conn: sqlite3.Connection) -> _RowCells:
     # The path's title, not the hit's: a path keeps the first title it was seen with.
-    def make(path_id: int) -> str:
-        row = conn.execute("SELECT path, title, event FROM paths WHERE id = :id",
-                           {"id": path_id}).fetchone()
-        if row is None:
-            return ",,0"
-        return f"{quote(row[0])},{quote(row[1])},{1 if row[2] else 0}"
-    return _Memo(make)
+    return _RowCells(
+        conn, f"SELECT id, path, title, event FROM paths WHERE {db.in_list('id', 'ids')}",
+        1, lambda row: f"{quote(row[1])},{quote(row[2])},{1 if row[3] else 0}", ",,0")
 
 
-def _ref_cells(conn: sqlite3.Connection) -> _Memo:
-    def make(ref_id: int) -> str:
-        row = conn.execute("SELECT ref, ref_scheme FROM refs WHERE id = :id",
-                           {"id": ref_id}).fetchone()
-        return f"{quote(row[0])},{quote(row[1])}" if row else ","
-    return _Memo(make)
+def _ref_cells(conn: sqlite3.Connection) -> _RowCells:
+    return _RowCells(
+        conn, f"SELECT id, ref, ref_scheme FROM refs WHERE {db.in_list('id', 'ids')}",
+        2, lambda row: f"{quote(row[1])},{quote(row[2])}", ",")
 
 
 def _name_cells(conn: sqlite3.Connection, table: str) -> _Memo:
@@ -357,6 +377,7 @@ def _row_formatter(conn: sqlite3.Connection) -> Callable[[Iterable[tuple]], str]
     minutes = _Memo(lambda minute: date_text(minute * 60)[:-3], limit=1000)
 
     def format_rows(batch: Iterable[tuple]) -> str:
+        paths.batch = refs.batch = batch
         return "".join([
             f"{paths[p]},,{browsers[b]},{systems[s]},{session_text(session)},0,{refs[r]},"
             f"{sizes[w]},{places[loc]},{1 if first else 0},{minutes[at // 60]}"
