@@ -7,7 +7,10 @@ import gzip
 import hashlib
 import io
 import os
+import random
 import re
+import threading
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +112,9 @@ def test_header_line():
     (bytes.fromhex("0287fb97cbed4e4f8e4f5c975b8fee06"), "287fb97cbed4e4f-8e4f5c975b8fee06"),
     (bytes.fromhex("000000000000000a0000000000000000"), "a-0"),
     (bytes.fromhex("ffffffffffffffff0000000000000001"), "ffffffffffffffff-1"),
+    (bytes.fromhex("8168cb83711b45e4846e29f6bbae2453"), "8168cb83711b45e4-846e29f6bbae2453"),
+    (bytes.fromhex("8168cb83711b45e4046e29f6bbae2453"), "8168cb83711b45e4-46e29f6bbae2453"),
+    (bytes.fromhex("0000000000000000ffffffffffffffff"), "0-ffffffffffffffff"),
 ])
 def test_session_text(session, text):
     assert csvformat.session_text(session) == text
@@ -123,6 +129,18 @@ def test_session_text(session, text):
 ])
 def test_parse_session(cell, session):
     assert csvformat.parse_session(cell) == session
+
+
+@pytest.mark.parametrize(("session", "text"), [
+    (b"", "0-0"),
+    (bytes.fromhex("81"), "81-0"),
+    (bytes.fromhex("8168cb83711b45e4"), "8168cb83711b45e4-0"),
+    (bytes.fromhex("8168cb83711b45e4846e"), "8168cb83711b45e4-846e"),
+    (bytes.fromhex("8168cb83711b45e4846e29f6bbae2453ff"), "8168cb83711b45e4-846e29f6bbae2453"),
+])
+def test_session_text_of_other_lengths(session, text):
+    """Sessions are 16 bytes; any other length is written as the two halves would be."""
+    assert csvformat.session_text(session) == text
 
 
 @pytest.mark.parametrize("cell", ["1--5", "-1-5", "5", "", "x-1", "10000000000000000-1"])
@@ -187,6 +205,173 @@ def test_csv_byte_for_byte(app, api, site_token):
         '/tab,"\ttabbed",0,,Edge 131,Windows 10,0-0,0,,o,"0,0,1",,1,2026-11-19T11:06:41Z\n'
         '/empty,,0,,,,0-0,0,,o,"0,0,1",,1,2026-11-19T11:06:42Z\n'
         '"/a,b","Say ""hi"", world",0,,,,ab-1,0,,o,"0,0,1",,0,2026-11-19T11:06:43Z\n')
+
+
+def _reference_csv(app: Flask, site_id: int) -> str:
+    """The export of a site's hits written the plain way, one `csvformat.line` per hit
+    from the joined rows: what a faster writer must give byte for byte."""
+    with app.app_context():
+        rows = db.get_db().execute(
+            "SELECT p.path, p.title, p.event, b.name, b.version, s.name, s.version,"
+            " h.session, r.ref, r.ref_scheme, h.width, h.location, h.first_visit,"
+            " h.created_at FROM hits h JOIN paths p ON p.id = h.path_id"
+            " JOIN refs r ON r.id = h.ref_id LEFT JOIN browsers b ON b.id = h.browser_id"
+            " LEFT JOIN systems s ON s.id = h.system_id WHERE h.site_id = :site"
+            " ORDER BY h.id", {"site": site_id}).fetchall()
+    out = [HEADER]
+    for (path, title, event, b_name, b_version, s_name, s_version, session, ref, scheme,
+         width, location, first, at) in rows:
+        out.append(csvformat.line((
+            path, title, csvformat.flag(event), "",
+            "" if b_name is None else csvformat.name_version(b_name, b_version),
+            "" if s_name is None else csvformat.name_version(s_name, s_version),
+            csvformat.session_text(session), "0", ref, scheme,
+            csvformat.size_text(width), location, csvformat.flag(first),
+            csvformat.date_text(at))))
+    return "".join(out)
+
+
+# Times around the edges a cached date could get wrong: minutes, days, years, the
+# epoch, and the first and last second of four-digit years.
+EDGE_TIMES = [T0, T0 + 59, T0 + 60, T0 + 3599, T0 + 3600, 1_798_761_599, 1_798_761_600,
+              0, -1, -61, -62_135_596_800, 253_402_300_799, 951_782_400, 1_709_164_800]
+
+
+def test_csv_is_the_plain_writers_byte_for_byte(app, api, site_token, monkeypatch):
+    """Many hits over batches and memo resets, with cells that need quoting and times at
+    every edge: the file is the plain writer's CSV, gzipped in one stream at level 6
+    (so a file written again, in other pieces, has the same SHA-256)."""
+    site, _ = site_token
+    monkeypatch.setattr(exporter, "BATCH", 7)
+    monkeypatch.setattr(exporter, "MEMO_LIMIT", 5)
+    rng = random.Random(7)
+    titles = ["", "plain", "a,b", 'say "hi"', " lead", "\\.", "two\nlines", "\u00a0nbsp",
+              "\u200bzero width", "=1+2", "Über"]
+    sessions = [None, bytes(16), bytes.fromhex("00000000000000ab0000000000000001"),
+                *(bytes(rng.randrange(256) for _ in range(16)) for _ in range(12))]
+    names = [None, ("", ""), ("Firefox", "131"), ("Linux", ""), ("Samsung Internet", "23"),
+             (" lead", "1"), ("a,b", "2")]
+    hits = []
+    for i in range(120):
+        at = EDGE_TIMES[i] if i < len(EDGE_TIMES) else T0 + rng.randrange(-10**6, 10**8)
+        hits.append(make_hit(
+            f"/p{rng.randrange(20)}" + rng.choice(["", ",x", '"q"']),
+            title=rng.choice(titles), event=rng.random() < 0.2,
+            ref=rng.choice(["", "example.com/a,b", "news", " x"]),
+            ref_scheme=rng.choice(["o", "h", "c", "g"]),
+            width=rng.choice([0, 390, 1920, 2560]), browser=rng.choice(names),
+            system=rng.choice(names), location=rng.choice(["", "NL", "US-TX", " x", "a,b"]),
+            session=rng.choice(sessions), first_visit=rng.random() < 0.7, created_at=at))
+    store_hits(app, site["id"], hits)
+    export = start(api)
+    assert export["num_rows"] == 120
+    data = Path(export["path"]).read_bytes()
+    want = _reference_csv(app, site["id"])
+    assert gunzip_text(data) == want
+    deflate = zlib.compressobj(exporter.GZIP_LEVEL, zlib.DEFLATED, 31)
+    assert data == deflate.compress(want.encode()) + deflate.flush()
+
+
+class _FailingFile(io.BytesIO):
+    """A file that fails on its n-th write, as a full disk does."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.writes, self.fail_at = 0, fail_at
+
+    def write(self, data: Any) -> int:
+        self.writes += 1
+        if self.writes >= self.fail_at:
+            raise OSError(28, "No space left on device")
+        return super().write(data)
+
+
+def _gzip_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "export-gzip"]
+
+
+def test_a_failing_write_fails_the_export(app, site_token, monkeypatch):
+    """The file is written by another thread than the one reading hits: its error still
+    reaches the export, and no thread is left behind."""
+    site = site_token[0]
+    monkeypatch.setattr(exporter, "BATCH", 20)
+    monkeypatch.setattr(exporter, "CHUNK", 1)
+    # Random titles, which zlib can't shrink much: it writes many pieces.
+    store_hits(app, site["id"], [make_hit(f"/p{i}", title=os.urandom(500).hex())
+                                 for i in range(400)])
+    with app.app_context():
+        assert exporter.write_csv(db.get_db(), site["id"], 0, _FailingFile(10**6)).rows == 400
+        for fail_at in (1, 5):
+            file = _FailingFile(fail_at)
+            with pytest.raises(OSError, match="No space left"):
+                exporter.write_csv(db.get_db(), site["id"], 0, file)
+            assert file.writes == fail_at
+            assert _gzip_threads() == []
+
+
+def test_a_failing_read_stops_the_writer(app, site_token, monkeypatch):
+    site = site_token[0]
+    monkeypatch.setattr(exporter, "BATCH", 2)
+    store_hits(app, site["id"], [make_hit(f"/p{i}") for i in range(9)])
+    real = db.tuples
+    calls = []
+
+    def failing(conn, sql, args=()):
+        if "after" in args:
+            calls.append(args["after"])
+            if len(calls) == 3:
+                raise RuntimeError("lost the database")
+        return real(conn, sql, args)
+
+    monkeypatch.setattr(db, "tuples", failing)
+    with app.app_context(), pytest.raises(RuntimeError, match="lost the database"):
+        exporter.write_csv(db.get_db(), site["id"], 0, io.BytesIO())
+    assert calls == [0, 2, 4]
+    assert _gzip_threads() == []
+
+
+def test_paths_and_referrers_are_read_a_batch_at_a_time(app, api, site_token, monkeypatch):
+    """One statement for the new paths of a batch of hits (and one for its referrers),
+    not one for each: a site may have hundreds of thousands."""
+    site = site_token[0]
+    monkeypatch.setattr(exporter, "BATCH", 10)
+    store_hits(app, site["id"], [make_hit(f"/p{i % 25}", ref=f"r{i % 35}.example",
+                                          ref_scheme="h") for i in range(40)])
+    real = db.tuples
+    tables: list[str] = []
+
+    def counting(conn, sql, args=()):
+        tables.append(sql.split(" FROM ", 1)[1].split()[0])
+        return real(conn, sql, args)
+
+    monkeypatch.setattr(db, "tuples", counting)
+    rows = list(csv.reader(io.StringIO(download(api, start(api)["id"]))))[1:]
+    assert [(r[0], r[8]) for r in rows] == [(f"/p{i % 25}", f"r{i % 35}.example")
+                                           for i in range(40)]
+    # Batches 1 to 3 bring new paths and referrers, the 4th only new referrers; the
+    # last read of hits finds no more.
+    assert tables == ["hits", "paths", "refs"] * 3 + ["hits", "refs", "hits"]
+
+
+@pytest.mark.parametrize("batch", [1, 5, 6, 100])
+def test_batches_end_at_the_last_hit_of_a_rewritten_export(app, api, site_token,
+                                                           monkeypatch, batch):
+    """Hits are read a batch at a time after the last one's id, a rewrite's up to its
+    recorded last hit, whether or not that ends a batch."""
+    site = site_token[0]
+    monkeypatch.setattr(exporter, "BATCH", batch)
+    store_hits(app, site["id"], [make_hit(f"/p{i}", created_at=T0 + i) for i in range(10)])
+    first = start(api)
+    store_hits(app, site["id"], [make_hit(f"/q{i}", created_at=T0 + i) for i in range(10)])
+    second = start(api, {"start_from_hit_id": 5})
+    assert (second["num_rows"], second["last_hit_id"]) == (15, 20)
+    recorded = Path(first["path"]).read_bytes()
+    os.unlink(first["path"])
+    assert api.get(f"/api/v0/export/{first['id']}/download").get_data() == recorded
+    rows = list(csv.reader(io.StringIO(gunzip_text(recorded))))[1:]
+    assert [r[0] for r in rows] == [f"/p{i}" for i in range(10)]
+    rows = list(csv.reader(io.StringIO(download(api, second["id"]))))[1:]
+    assert [r[0] for r in rows] == [f"/p{i}" for i in range(5, 10)] + [f"/q{i}" for i in range(10)]
 
 
 def test_export_without_rows_is_the_header(api):

@@ -79,6 +79,11 @@ def session_text(session: bytes | None) -> str:
     without leading zeros, `-` between them; `0-0` without a session."""
     if not session:
         return NO_SESSION
+    # Exports write one per hit. Of 16 bytes whose halves don't start with a zero digit
+    # (15 in 16 halves), the plain hex with a `-` after 8 bytes is the text.
+    text = session.hex("-", 8)
+    if len(text) == 33 and text[0] != "0" and text[17] != "0":
+        return text
     return (f"{int.from_bytes(session[:8], 'big'):x}-"
             f"{int.from_bytes(session[8:16], 'big'):x}")
 

@@ -16,9 +16,11 @@ import gzip
 import hashlib
 import itertools
 import os
+import queue
 import re
 import secrets
 import sqlite3
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -47,6 +49,8 @@ FILE_PREFIX = "goatcounter-export-"
 BATCH = 5000
 # Go's default gzip level, which upstream writes with.
 GZIP_LEVEL = 6
+# Bytes of CSV handed to the compressing thread at a time.
+CHUNK = 1 << 21
 # Cells of paths, referrers, browsers and systems are formatted once and remembered;
 # past this many the memo starts over, so a site with millions of distinct paths
 # doesn't grow the export's memory.
@@ -186,36 +190,58 @@ def _unlink(path: str) -> None:
 # Writing the CSV ---------------------------------------------------------------------
 
 class _Memo(dict):
-    """Formatted cells by key, made on first use by `make`."""
+    """Formatted cells by key, made on first use by `make`; at most `limit` of them
+    (MEMO_LIMIT without one)."""
 
-    def __init__(self, make: Callable[[Any], str]) -> None:
+    def __init__(self, make: Callable[[Any], str], limit: int | None = None) -> None:
         super().__init__()
         self._make = make
+        self._limit = limit
 
     def __missing__(self, key: Any) -> str:
-        if len(self) >= MEMO_LIMIT:
+        if len(self) >= (self._limit or MEMO_LIMIT):
             self.clear()
         value = self[key] = self._make(key)
         return value
 
 
-def _path_cells(conn: sqlite3.Connection) -> _Memo:
+class _RowCells(dict):
+    """Formatted cells of a table's rows by id. At the first id of a batch of hits that
+    isn't known yet, every unknown one of the batch is read, in one statement: a site
+    may have hundreds of thousands of paths and referrers."""
+
+    def __init__(self, conn: sqlite3.Connection, sql: str, column: int,
+                 make: Callable[[tuple], str], absent: str) -> None:
+        super().__init__()
+        self._conn, self._sql, self._column = conn, sql, column
+        self._make, self._absent = make, absent
+        self.batch: Iterable[tuple] = ()
+
+    def __missing__(self, key: Any) -> str:
+        ids = {row[self._column] for row in self.batch}.difference(self)
+        ids.add(key)
+        if len(self) + len(ids) > MEMO_LIMIT:
+            self.clear()
+        for row_id in ids:
+            self[row_id] = self._absent
+        found = [i for i in ids if i is not None]
+        if found:
+            for row in db.tuples(self._conn, self._sql, {"ids": db.list_param(sorted(found))}):
+                self[row[0]] = self._make(row)
+        return self[key]
+
+
+def _path_cells(conn: sqlite3.Connection) -> _RowCells:
     # The path's title, not the hit's: a path keeps the first title it was seen with.
-    def make(path_id: int) -> str:
-        row = conn.execute("SELECT path, title, event FROM paths WHERE id = :id",
-                           {"id": path_id}).fetchone()
-        if row is None:
-            return ",,0"
-        return f"{quote(row[0])},{quote(row[1])},{1 if row[2] else 0}"
-    return _Memo(make)
+    return _RowCells(
+        conn, f"SELECT id, path, title, event FROM paths WHERE {db.in_list('id', 'ids')}",
+        1, lambda row: f"{quote(row[1])},{quote(row[2])},{1 if row[3] else 0}", ",,0")
 
 
-def _ref_cells(conn: sqlite3.Connection) -> _Memo:
-    def make(ref_id: int) -> str:
-        row = conn.execute("SELECT ref, ref_scheme FROM refs WHERE id = :id",
-                           {"id": ref_id}).fetchone()
-        return f"{quote(row[0])},{quote(row[1])}" if row else ","
-    return _Memo(make)
+def _ref_cells(conn: sqlite3.Connection) -> _RowCells:
+    return _RowCells(
+        conn, f"SELECT id, ref, ref_scheme FROM refs WHERE {db.in_list('id', 'ids')}",
+        2, lambda row: f"{quote(row[1])},{quote(row[2])}", ",")
 
 
 def _name_cells(conn: sqlite3.Connection, table: str) -> _Memo:
@@ -231,7 +257,14 @@ def _name_cells(conn: sqlite3.Connection, table: str) -> _Memo:
 
 
 class _Gzip:
-    """A gzip stream written to `fp`, counting the size and SHA-256 of what it writes."""
+    """A gzip stream written to `fp`, counting the size and SHA-256 of what it writes.
+
+    The compressing, hashing and writing run in a thread of their own: zlib and hashlib
+    let go of the GIL while they work on a large buffer, so the next rows are read and
+    formatted meanwhile (gzip at level 6 costs as much as everything else together).
+    Text is handed over in pieces of about CHUNK bytes, at most one waiting, which keeps
+    memory flat; how it is cut doesn't change the bytes zlib writes.
+    """
 
     def __init__(self, fp: BinaryIO) -> None:
         self.fp = fp
@@ -239,12 +272,58 @@ class _Gzip:
         self.hash = hashlib.sha256()
         # wbits 31: a gzip header and trailer around the deflate data.
         self._zip = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="export-gzip", daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> _Gzip:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # On an error of the caller, the thread stops after what it was given.
+        self._stop()
 
     def write(self, data: bytes) -> None:
-        self._out(self._zip.compress(data))
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size >= CHUNK:
+            self._send()
 
     def close(self) -> None:
-        self._out(self._zip.flush())
+        """Compress what is left and end the stream; raises what the thread met."""
+        self._send()
+        self._stop()
+        if self._error is not None:
+            raise self._error
+
+    def _send(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._pending:
+            self._queue.put(b"".join(self._pending))
+            self._pending, self._pending_size = [], 0
+
+    def _stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            # After an error it still takes what comes, so the writer never waits on it.
+            if self._error is None:
+                try:
+                    self._out(self._zip.compress(data))
+                except BaseException as exc:
+                    self._error = exc
+        if self._error is None:
+            try:
+                self._out(self._zip.flush())
+            except BaseException as exc:
+                self._error = exc
 
     def _out(self, data: bytes) -> None:
         if data:
@@ -256,8 +335,12 @@ class _Gzip:
 _SELECT_HITS = (
     "SELECT id, path_id, ref_id, browser_id, system_id, session, width, location,"
     " first_visit, created_at FROM hits WHERE site_id = :site AND id > :after ORDER BY id")
+# A batch of them at a time, the next after the last one's id: bounded memory on both
+# engines (a PostgreSQL cursor would hold the whole result), each batch found by the
+# index on (site_id, id).
+_SELECT_BATCH = _SELECT_HITS + " LIMIT :n"
 # The same, up to the last hit of an export written before.
-_SELECT_HITS_THROUGH = _SELECT_HITS.replace(" ORDER BY", " AND id <= :through ORDER BY")
+_SELECT_BATCH_THROUGH = _SELECT_BATCH.replace(" ORDER BY", " AND id <= :through ORDER BY")
 
 
 def write_csv(conn: sqlite3.Connection, site_id: int, start_from_hit_id: int,
@@ -265,20 +348,20 @@ def write_csv(conn: sqlite3.Connection, site_id: int, start_from_hit_id: int,
     """Write the gzipped CSV of the site's hits with an id above `start_from_hit_id`
     (and at most `through`), in id order, to `fp`. One read transaction: the file is one
     consistent snapshot."""
-    out = _Gzip(fp)
-    out.write(HEADER.encode())
     rows = 0
     last = start_from_hit_id
-    with db.read(conn):
+    sql = _SELECT_BATCH if through is None else _SELECT_BATCH_THROUGH
+    with _Gzip(fp) as out, db.read(conn):
+        out.write(HEADER.encode())
         format_rows = _row_formatter(conn)
-        args = {"site": site_id, "after": start_from_hit_id, "through": through}
-        cursor = conn.execute(_SELECT_HITS if through is None else _SELECT_HITS_THROUGH,
-                              args)
-        while batch := cursor.fetchmany(BATCH):
+        while batch := db.tuples(conn, sql, {"site": site_id, "after": last,
+                                             "through": through, "n": BATCH}):
             out.write(format_rows(batch).encode())
             rows += len(batch)
             last = batch[-1][0]
-    out.close()
+            if len(batch) < BATCH:
+                break
+        out.close()
     return Written(rows=rows, last_hit_id=last, size=out.size, sha256=out.hash.hexdigest())
 
 
@@ -288,13 +371,23 @@ def _row_formatter(conn: sqlite3.Connection) -> Callable[[Iterable[tuple]], str]
     paths, refs = _path_cells(conn), _ref_cells(conn)
     browsers, systems = _name_cells(conn, "browsers"), _name_cells(conn, "systems")
     places, sizes = _Memo(quote), _Memo(lambda w: quote(size_text(w)))
+    # Many hits share a minute: the date is its minute's text, made once, and the
+    # seconds after it. Hits come in about the order of their times, so few minutes are
+    # worth keeping. (Sessions are too many to remember: made each time, it is quicker.)
+    minutes = _Memo(lambda minute: date_text(minute * 60)[:-3], limit=1000)
 
     def format_rows(batch: Iterable[tuple]) -> str:
+        paths.batch = refs.batch = batch
         return "".join([
             f"{paths[p]},,{browsers[b]},{systems[s]},{session_text(session)},0,{refs[r]},"
-            f"{sizes[w]},{places[loc]},{1 if first else 0},{date_text(at)}\n"
+            f"{sizes[w]},{places[loc]},{1 if first else 0},{minutes[at // 60]}"
+            f"{_SECONDS[at % 60]}"
             for _, p, r, b, s, session, w, loc, first, at in batch])
     return format_rows
+
+
+# The end of a Date cell and of its line, by the second of the minute.
+_SECONDS = tuple(f"{second:02d}Z\n" for second in range(60))
 
 
 def escaped(path: str) -> Iterator[bytes]:

@@ -299,6 +299,11 @@ class Connection:
     def execute(self, sql: str, args: Any = ()) -> Cursor:
         return Cursor(self.raw.execute(translate(sql), _params(args)))
 
+    def tuples(self, sql: str, args: Any = ()) -> list[tuple]:
+        """All rows as plain tuples (see db.tuples)."""
+        with self.raw.cursor(row_factory=psycopg.rows.tuple_row) as cur:
+            return cur.execute(translate(sql), _params(args)).fetchall()
+
     def executemany(self, sql: str, rows: Iterable[Any]) -> Cursor:
         rows = [_params(r) for r in rows]
         cur = self.raw.cursor()
