@@ -340,6 +340,16 @@ def _a_hit():
     return result
 
 
+def test_the_hold_covers_a_counted_pageviews_wait():
+    """A counted pageview's entry is written when its worker counts, up to DRAIN_EVERY
+    after the request: the tail holds entries longer than that (and shows them within a
+    second of the request)."""
+    from goatcounter.cli import tail
+    from goatcounter.counting import pending
+    assert livelog.Follower.HOLD >= pending.DRAIN_EVERY + 0.25
+    assert livelog.Follower.HOLD + tail.POLL <= 1.0
+
+
 def test_follower_gives_entries_in_arrival_order(app, site):
     """Entries that reach the table out of order (two workers) come out in order, each
     once, once they are HOLD seconds old."""
