@@ -112,6 +112,10 @@ def _exports(conn: sqlite3.Connection) -> int:
 STATISTICS_TABLES = (*aggregates.TABLES, "path_months", "visitor_days", "visitor_prevs")
 
 
+def _analyze(conn: sqlite3.Connection, table: str) -> None:
+    conn.execute(f"ANALYZE {table}")
+
+
 def _statistics(conn: sqlite3.Connection) -> int:
     """SQLite's numbers for its query planner, table by table (PostgreSQL's own
     autovacuum keeps them there). A new installation has none, and without them the
@@ -123,7 +127,7 @@ def _statistics(conn: sqlite3.Connection) -> int:
         # One transaction per table: counting waits for one table at a time, never for
         # all of them (0.7 s for all of bench/stats.py's million hits, 0.1 s at most for
         # one). The names come from the fixed list above.
-        db.write(lambda c, t=table: c.execute(f"ANALYZE {t}"), conn)
+        db.write(functools.partial(_analyze, table=table), conn)
     return len(STATISTICS_TABLES)
 
 
