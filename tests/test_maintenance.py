@@ -82,6 +82,14 @@ def test_site_data_retention_removes_old_hits_and_stats(app, client):
     assert conn.execute("SELECT count(*) FROM path_days").fetchone()[0] == 1
 
 
+def _statistics_of(conn, table: str) -> int:
+    """Rows of SQLite's planner statistics for a table (0 before there are any)."""
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone():
+        return 0
+    return conn.execute("SELECT count(*) FROM sqlite_stat1 WHERE tbl = :t",
+                        {"t": table}).fetchone()[0]
+
+
 @pytest.mark.sqlite_only("SQLite's planner statistics (PostgreSQL's autovacuum keeps its own)")
 def test_a_new_installation_gets_planner_statistics(app, golden):
     """Migrations run on empty tables leave SQLite without numbers; the daily job gives
@@ -101,15 +109,12 @@ def test_a_new_installation_gets_planner_statistics(app, golden):
         some_paths = ("EXPLAIN QUERY PLAN SELECT hour, sum(total) FROM hit_counts WHERE"
                       " site_id = 1 AND path_id IN (3, 4) AND hour >= 1793491200 AND hour"
                       " <= 1793664000 GROUP BY hour")
-        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'"
-                            ).fetchone()[0] == 0 or not conn.execute(
-            "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'hit_counts'").fetchone()[0]
+        assert _statistics_of(conn, "hit_counts") == 0
         before = [r[3] for r in conn.execute(some_paths)]
     assert run(app)["statistics"] == len(upkeep.STATISTICS_TABLES)
     with app.app_context():
         conn = db.get_db()
-        assert conn.execute("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'hit_counts'"
-                            ).fetchone()[0] >= 1
+        assert _statistics_of(conn, "hit_counts") >= 1
         after = [r[3] for r in conn.execute(some_paths)]
     # Without the numbers: every path's hours of the range, through the hour index.
     assert "hit_counts_hour_total" in before[0], before

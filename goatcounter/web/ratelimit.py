@@ -307,7 +307,7 @@ class Verdict(NamedTuple):
 
     allowed: bool
     headers: dict[str, str]
-    message: str
+    message: str  # why it was refused; "" when allowed
 
 
 LOOPBACK = ("127.0.0.1", "::1")
@@ -364,8 +364,10 @@ def _verdict(amount: int, remaining: int, allowed: bool, reset_time: float,
     headers = {"X-Rate-Limit-Limit": str(amount),
                "X-Rate-Limit-Remaining": str(remaining if allowed else 0),
                "X-Rate-Limit-Reset": seconds}
-    if not allowed:
-        headers["Retry-After"] = seconds
+    if allowed:
+        # The pixel asks on every pageview: the refusal's text only when it is one.
+        return Verdict(allowed, headers, "")
+    headers["Retry-After"] = seconds
     wait = go_duration(reset_time - now)
     return Verdict(allowed, headers, f"rate limited exceeded; try again in {wait}")
 
