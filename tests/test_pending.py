@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
+import threading
 import time
 
 import pytest
@@ -261,8 +264,8 @@ def test_pixels_are_counted_in_one_batch_with_a_bot_among_them(quiet, monkeypatc
     batches = []
     real = store.write
 
-    def write(fn, conn=None):
-        result = real(fn, conn)
+    def write(fn, conn=None, wait=True):
+        result = real(fn, conn, wait)
         batches.append(result.counted)
         return result
 
@@ -314,3 +317,65 @@ def test_a_pageview_that_fails_when_classified_is_set_aside_alone(quiet, monkeyp
     result = quiet.test_cli_runner().invoke(args=["db", "retry-failed"])
     assert result.exit_code == 0, result.output
     assert stored_paths(quiet) == (["/p0", "/p1", "/p3"], ["/p2"], 3)
+
+
+@contextlib.contextmanager
+def writer_busy(app):
+    """Another writer holds the writers' lock (a write transaction left open in another
+    thread, with a connection of its own) until the block ends."""
+    started, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with app.app_context():
+            db.write(lambda c: (started.set(), release.wait(5)))
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert started.wait(10)
+    try:
+        yield holder
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_a_writer_that_does_not_wait_is_told_the_lock_is_held(app):
+    ran: list[int] = []
+    with writer_busy(app) as holder, app.app_context():
+        with pytest.raises(db.LockHeld):
+            db.write(lambda c: ran.append(1), wait=False)
+        assert holder.is_alive()
+    assert ran == []
+    with app.app_context():
+        db.write(lambda c: ran.append(1), wait=False)
+    assert ran == [1]
+
+
+@pytest.mark.sqlite_only("the writers' lock file of SQLite")
+def test_the_lock_file_held_by_another_process_is_not_waited_for(app):
+    # A lock taken through an open file of its own is what another process's looks like.
+    fd = os.open(app.config["DB_PATH"] + "-writelock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with app.app_context(), pytest.raises(db.LockHeld):
+            db.write(lambda c: None, wait=False)
+    finally:
+        os.close(fd)
+
+
+def test_a_reply_does_not_wait_for_another_writer(app, monkeypatch):
+    """Counting after a reply while another process writes would keep the worker (and its
+    next clients) waiting: the pageview is left pending, and counted by a later reply."""
+    site, _ = make_site(app)
+    drainer = app.extensions["goatcounter_pending"]
+    with writer_busy(app) as holder:
+        drainer.last = 0.0  # due to count
+        assert pixel(app, site).status_code == 200
+        # Answered and closed while the other writer still holds the lock.
+        assert holder.is_alive()
+        assert counts(app) == (1, 0)
+        assert drainer.not_before > time.monotonic() - 1
+    monkeypatch.setattr(drainer, "not_before", 0.0)
+    drainer.last = 0.0
+    assert pixel(app, site, "/y").status_code == 200
+    assert counts(app) == (0, 2)

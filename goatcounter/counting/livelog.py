@@ -188,14 +188,15 @@ class Log:
         """Entries taken but not written: in front of what was noted meanwhile."""
         self._waiting.extendleft(reversed(rows))
 
-    def flush(self, conn: sqlite3.Connection) -> int:
-        """Write every entry noted so far, in one transaction."""
+    def flush(self, conn: sqlite3.Connection, wait: bool = True) -> int:
+        """Write every entry noted so far, in one transaction (`wait` as for db.write:
+        without it, nothing is written while another writer is busy)."""
         if not self._waiting:
             return 0
         with self._lock:
             rows = self.take()
             try:
-                db.write(lambda c: write(c, rows), conn)
+                db.write(lambda c: write(c, rows), conn, wait)
             except BaseException:
                 self.give_back(rows)
                 raise

@@ -46,6 +46,11 @@ MAX_BYTES = 1 << 20
 FULL = 1000
 DRAIN_EVERY = 0.5
 IDLE_CHECK = 0.5
+# A worker that would count after a reply while another process writes does not wait
+# for it (its clients would wait too, and its core would idle): it goes on answering
+# and tries again this many seconds later. Only its background thread, reads that must
+# see every pageview, and the tools wait.
+RETRY_HELD = 0.02
 # The live log's entries noted in memory (requests refused before counting) are written
 # this soon after the reply that noted them, apart from counting: a live page or a tail
 # shows them at once. (Entries of pageviews are written when they are counted.)
@@ -236,8 +241,10 @@ def _tidy(conn: sqlite3.Connection, where: spool.Spool, path: str, name: str) ->
                                      {"n": name}), conn)
 
 
-def drain(conn: sqlite3.Connection | None = None) -> int:
-    """Count every pending pageview; returns how many were counted."""
+def drain(conn: sqlite3.Connection | None = None, wait: bool = True) -> int:
+    """Count every pending pageview; returns how many were counted. Without `wait`,
+    db.LockHeld is raised when another writer holds the lock (what was counted before
+    stays counted)."""
     conn = conn or db.get_db()
     where = queue()
     total = 0
@@ -248,11 +255,11 @@ def drain(conn: sqlite3.Connection | None = None) -> int:
             while True:
                 try:
                     step = store.write(functools.partial(_count_file, path=path, name=name,
-                                                         most=BATCH, notes=notes), conn)
+                                                         most=BATCH, notes=notes), conn, wait)
                     notes = []
                 except Exception as exc:
                     # A busy or lost database is nobody's pageview's fault: try again later.
-                    if db.is_busy(exc) or db.is_disconnect(exc):
+                    if isinstance(exc, db.LockHeld) or db.is_busy(exc) or db.is_disconnect(exc):
                         raise
                     step = _one_by_one(conn, path, name, BATCH)
                 total += step.counted
@@ -278,6 +285,8 @@ class Drainer:
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.last = 0.0
+        # No counting after a reply before this (monotonic) time: another writer was busy.
+        self.not_before = 0.0
         # When the live log's noted entries were last written.
         self.flushed = 0.0
         # Pageviews this worker answered since it last counted, and when the last came.
@@ -314,28 +323,34 @@ class Drainer:
         if background:
             self._ensure_thread()
         now = time.monotonic()
+        if now < self.not_before:
+            return
         if self.waiting >= FULL or (self.waiting and now - self.last >= DRAIN_EVERY):
-            self.run()
+            self.run(wait=False)
         elif not livelog.of(self.app).waiting():
             return
         elif now - self.flushed >= NOTES_EVERY:
-            self.flush()
+            self.flush(wait=False)
         elif background:
             # Written by the background thread once the throttle allows, rather than
             # when the next request comes (or the thread's next idle check).
             self.wakeup.set()
 
-    def run(self) -> None:
-        """Count what is pending (the live log's noted entries ride along)."""
+    def run(self, wait: bool = True) -> None:
+        """Count what is pending (the live log's noted entries ride along). Without
+        `wait`, nothing more is done while another writer is busy (see RETRY_HELD)."""
         if not self.lock.acquire(blocking=False):
             return
+        waiting = self.waiting
         try:
             self.last = time.monotonic()
             self.waiting = 0
             with self.app.app_context():
-                drain()
+                drain(wait=wait)
                 self.flushed = time.monotonic()
-                livelog.of(self.app).flush(db.get_db())
+                livelog.of(self.app).flush(db.get_db(), wait)
+        except db.LockHeld:
+            self._held(waiting)
         except Exception as exc:
             # The rows stay pending and are counted on the next try.
             if db.is_disconnect(exc):
@@ -346,7 +361,13 @@ class Drainer:
         finally:
             self.lock.release()
 
-    def flush(self) -> None:
+    def _held(self, waiting: int) -> None:
+        """Another writer was busy: what waits is counted on a later reply (or by the
+        background thread, which waits for the lock, once traffic stops)."""
+        self.waiting += waiting
+        self.not_before = time.monotonic() + RETRY_HELD
+
+    def flush(self, wait: bool = True) -> None:
         """Write the live log's noted entries, apart from counting (which may wait for a
         bigger batch)."""
         if not self.lock.acquire(blocking=False):
@@ -356,7 +377,9 @@ class Drainer:
         try:
             self.flushed = time.monotonic()
             with self.app.app_context():
-                livelog.of(self.app).flush(db.get_db())
+                livelog.of(self.app).flush(db.get_db(), wait)
+        except db.LockHeld:
+            self._held(0)
         except Exception as exc:
             # The entries wait in memory for the next try.
             log.warning("writing the live log failed (%s); tried again with the next",

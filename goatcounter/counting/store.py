@@ -188,9 +188,9 @@ def _mark_received(conn: sqlite3.Connection, site: dict[str, Any], earliest: int
 
 
 def write(fn: Callable[[sqlite3.Connection], Any],
-          conn: sqlite3.Connection | None = None) -> Any:
+          conn: sqlite3.Connection | None = None, wait: bool = True) -> Any:
     """Run `fn` in a write transaction in which `save_in` may store hits; the ids it makes
-    are cached once the transaction has committed."""
+    are cached once the transaction has committed. `wait` as for db.write."""
     conn = conn or db.get_db()
     holder: list[Ids] = []
 
@@ -204,7 +204,7 @@ def write(fn: Callable[[sqlite3.Connection], Any],
         finally:
             c.ids = None  # type: ignore[attr-defined]
 
-    result = db.write(run, conn)
+    result = db.write(run, conn, wait)
     holder[0].committed()
     return result
 

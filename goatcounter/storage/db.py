@@ -33,6 +33,11 @@ BUSY_TIMEOUT_MS = 15_000
 RETRY_SECONDS = 30.0
 
 
+class LockHeld(Exception):
+    """Another writer holds the writers' lock, and the caller asked not to wait: nothing
+    was written."""
+
+
 class WriteLock:
     """A lock file beside the database that writers of this server take before
     BEGIN IMMEDIATE. SQLite's own lock makes a waiting writer sleep and poll (for
@@ -46,16 +51,24 @@ class WriteLock:
         self._thread = threading.Lock()
 
     @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
-        with self._thread:
+    def held(self, wait: bool = True) -> Iterator[None]:
+        """Hold the lock; without `wait`, raise LockHeld when another writer has it."""
+        if not self._thread.acquire(blocking=wait):
+            raise LockHeld
+        try:
             if self._fd is None or self._pid != os.getpid():
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
                 self._pid = os.getpid()
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LockHeld from None
             try:
                 yield
             finally:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread.release()
 
 
 # One lock object per database file and process.
@@ -70,9 +83,11 @@ class Connection(sqlite3.Connection):
     write_lock: WriteLock
     ids: Any = None
 
-    def begin(self, write: bool) -> None:
+    def begin(self, write: bool, wait: bool = True) -> bool:
         # IMMEDIATE takes the write lock at once, so a lock upgrade never fails halfway.
+        # (`wait` is about the writers' lock file, which is taken before this.)
         self.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
+        return True
 
 
 def is_postgresql(target: str) -> bool:
@@ -204,10 +219,12 @@ def integrity_errors() -> tuple[type[Exception], ...]:
 
 
 @contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection, write: bool) -> Iterator[sqlite3.Connection]:
+def _transaction(conn: sqlite3.Connection, write: bool,
+                 wait: bool = True) -> Iterator[sqlite3.Connection]:
     begin = getattr(conn, "begin", None)
     if begin is not None:
-        begin(write)
+        if not begin(write, wait):
+            raise LockHeld
     else:  # a plain sqlite3 connection
         conn.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
     try:
@@ -228,17 +245,19 @@ def _write_lock(conn: sqlite3.Connection) -> Any:
     return lock
 
 
-def write(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection | None = None) -> T:
+def write(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection | None = None,
+          wait: bool = True) -> T:
     """Run `fn` in one write transaction (BEGIN IMMEDIATE; on PostgreSQL, behind the
     writers' advisory lock), retried while the database is busy. `fn` must not have
-    effects outside the database: it may run more than once."""
+    effects outside the database: it may run more than once. Without `wait`, LockHeld
+    is raised at once when another writer of this server holds the writers' lock."""
     conn = conn or get_db()
     lock = _write_lock(conn)
     deadline = time.monotonic() + RETRY_SECONDS
     delay = 0.005
     while True:
         try:
-            with lock.held(), _transaction(conn, True):
+            with lock.held(wait), _transaction(conn, True, wait):
                 return fn(conn)
         except database_errors() as exc:
             if not is_busy(exc) or time.monotonic() > deadline:

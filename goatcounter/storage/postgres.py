@@ -239,7 +239,7 @@ class _NoLock:
     """Writers of PostgreSQL need no lock file: the advisory lock does that work."""
 
     @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
+    def held(self, wait: bool = True) -> Iterator[None]:
         yield
 
 
@@ -311,13 +311,21 @@ class Connection:
             cur.executemany(translate(sql), rows)
         return Cursor(cur)
 
-    def begin(self, write: bool) -> None:
+    def begin(self, write: bool, wait: bool = True) -> bool:
+        """Begin a transaction; False (and none begun) when `wait` is off and another
+        writer holds the writers' lock."""
         if write:
             self.raw.execute("BEGIN")
-            self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            if wait:
+                self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            elif not self.raw.execute("SELECT pg_try_advisory_xact_lock(%s)",
+                                      (WRITE_LOCK,)).fetchone()[0]:
+                self.raw.execute("ROLLBACK")
+                return False
         else:
             # One snapshot for every query of a read, as SQLite's read transactions give.
             self.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        return True
 
     def commit(self) -> None:
         self.raw.execute("COMMIT")
