@@ -110,6 +110,25 @@ def test_path_length_limit(app, pixel):
     assert len(hits(app)) == 1
 
 
+@pytest.mark.parametrize("raw", ["p=/caf\xe9", "p=/x&t=\xff\xfe", "p=/\xe2\x82"])
+def test_raw_bytes_that_are_no_utf8_are_refused(app, client, site, raw):
+    """Bytes a client sends without %-escaping them reach the query as they are (WSGI
+    reads them as latin-1): invalid UTF-8 is a 400, as an escaped one is, not a crash."""
+    resp = client.get("/count", headers={"Host": site["cname"], "User-Agent": UA},
+                      environ_overrides={"QUERY_STRING": raw, "REMOTE_ADDR": VISITOR})
+    assert resp.status_code == 400
+    assert "must be UTF-8" in resp.headers["X-Goatcounter"]
+    assert hits(app) == []
+
+
+def test_raw_utf8_in_the_query_is_read_as_utf8(app, client, site):
+    raw = "/café".encode().decode("latin-1")
+    resp = client.get("/count", headers={"Host": site["cname"], "User-Agent": UA},
+                      environ_overrides={"QUERY_STRING": "p=" + raw, "REMOTE_ADDR": VISITOR})
+    assert resp.status_code == 200
+    assert hits(app)[0][0] == "/café"
+
+
 @pytest.mark.parametrize(("query", "ua"), [
     ("p=/x&b=150", UA), ("p=/x&b=153", UA), ("p=/x", "curl/8.5.0"), ("p=/x", ""),
     ("p=/x", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"),

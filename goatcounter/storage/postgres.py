@@ -318,10 +318,12 @@ class Connection:
             self.raw.execute("BEGIN")
             if wait:
                 self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-            elif not self.raw.execute("SELECT pg_try_advisory_xact_lock(%s)",
-                                      (WRITE_LOCK,)).fetchone()[0]:
-                self.raw.execute("ROLLBACK")
-                return False
+            else:
+                row = self.raw.execute("SELECT pg_try_advisory_xact_lock(%s)",
+                                       (WRITE_LOCK,)).fetchone()
+                if row is None or not row[0]:
+                    self.raw.execute("ROLLBACK")
+                    return False
         else:
             # One snapshot for every query of a read, as SQLite's read transactions give.
             self.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")

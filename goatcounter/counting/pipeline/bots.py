@@ -6,14 +6,10 @@ Codes as upstream: 3 a URL in the user agent, 4 a client library, 5 a known craw
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import Protocol, overload
 
 from goatcounter.counting.pipeline import crawlers
-
-if TYPE_CHECKING:
-    from werkzeug.datastructures import Headers
 
 NONE = 0
 URL_IN_UA = 3
@@ -91,7 +87,17 @@ def explain(code: int, ua: str, sent_by: str) -> str:
     return f"bot {code}: sent as {sent_by}={code}"
 
 
-def is_prefetch(headers: Mapping[str, str] | Headers) -> bool:
+class HeaderLookup(Protocol):
+    """Whatever gives a request header by name (werkzeug's headers, a dict, the pixel's
+    own view of the environ)."""
+
+    @overload
+    def get(self, key: str, /) -> str | None: ...
+    @overload
+    def get(self, key: str, default: str, /) -> str: ...
+
+
+def is_prefetch(headers: HeaderLookup) -> bool:
     """Pages fetched ahead by the browser, which the visitor may never see."""
     purpose = (headers.get("Purpose") or headers.get("X-Purpose")
                or headers.get("Sec-Purpose") or "").lower()

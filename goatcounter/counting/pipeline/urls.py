@@ -11,9 +11,26 @@ _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 def unescape(text: str, errors: str = "replace") -> str | None:
     """Query unescaping (`+` is a space); None for a broken %-escape, as Go rejects it.
     `errors="surrogateescape"` keeps invalid UTF-8 visible to validation."""
+    if "+" in text:
+        text = text.replace("+", " ")
+    if "%" not in text:
+        # Nothing to decode (the common case: each parameter name, most values).
+        if text.isascii():
+            return text
+        return _raw_bytes(text).decode("utf-8", errors)
     if _BAD_ESCAPE.search(text):
         return None
-    return unquote_to_bytes(text.replace("+", " ")).decode("utf-8", errors)
+    return unquote_to_bytes(_raw_bytes(text)).decode("utf-8", errors)
+
+
+def _raw_bytes(text: str) -> bytes:
+    """The bytes a client sent: invalid UTF-8 it sent unescaped reads as lone surrogates
+    (surrogateescape), which go back to the bytes they stand for."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        # Surrogates that stand for no byte (a JSON \\ud800, say): kept as invalid UTF-8.
+        return text.encode("utf-8", "surrogatepass")
 
 
 def parse_query(query: str, errors: str = "replace") -> list[tuple[str, str]]:

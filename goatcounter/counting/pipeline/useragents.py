@@ -1,11 +1,19 @@
-"""Step: browser and system from the User-Agent, with ua-parser and a cache (the same
-few hundred user agents make up almost all traffic)."""
+"""Step: browser and system from the User-Agent, with ua-parser's matchers and a cache
+(the same few hundred user agents make up almost all traffic).
+
+The matchers run in ua-parser-rs, ua-parser's compiled backend, called directly: going
+through `ua_parser.parser` builds result objects and fills a cache of its own (beside
+ours) for every new string, which cost as much as the matching itself.
+"""
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
+from operator import attrgetter
+from typing import Any
 
 import ua_parser
-from ua_parser import Domain
+import ua_parser_rs
 
 # ua-parser's family names, shown the way GoatCounter shows them.
 _BROWSER_NAMES = {
@@ -26,24 +34,41 @@ def _version(major: str | None, minor: str | None) -> str:
     return major + ("." + minor if minor and minor != "0" else "")
 
 
+_FIELDS = attrgetter("regex", "family", "major", "minor", "patch", "patch_minor")
+_built: tuple[Any, Any] | None = None
+_building = threading.Lock()
+
+
+def _extractors() -> tuple[Any, Any]:
+    """ua-parser's browser and system matchers, built on first use. Only these two: the
+    device is never shown, and its matchers are the largest set."""
+    global _built
+    if _built is None:
+        with _building:
+            if _built is None:
+                browsers, systems, _ = ua_parser.load_lazy_builtins()
+                _built = (ua_parser_rs.UserAgentExtractor(map(_FIELDS, browsers)),
+                          ua_parser_rs.OSExtractor(map(_FIELDS, systems)))
+    return _built
+
+
 @lru_cache(maxsize=8192)
 def parse(user_agent: str) -> tuple[tuple[str, str], tuple[str, str]]:
     """((browser, version), (system, version)); both empty for an empty user agent."""
     if not user_agent:
         return ("", ""), ("", "")
-    # Only these two: the device is never shown, and parsing it costs as much as both.
-    result = ua_parser.parser(user_agent, Domain.USER_AGENT | Domain.OS)
+    browsers, systems = _extractors()
     browser: tuple[str, str] = ("", "")
-    if result.user_agent and result.user_agent.family != "Other":
-        ua = result.user_agent
+    ua = browsers.extract(user_agent)
+    if ua is not None and ua.family != "Other":
         browser = (_BROWSER_NAMES.get(ua.family, ua.family), _version(ua.major, ua.minor))
     system: tuple[str, str] = ("", "")
-    if result.os and result.os.family != "Other":
-        os_ = result.os
+    os_ = systems.extract(user_agent)
+    if os_ is not None and os_.family != "Other":
         system = (_SYSTEM_NAMES.get(os_.family, os_.family), _version(os_.major, os_.minor))
     return browser, system
 
 
 def warm_up() -> None:
-    """Have ua-parser build its matchers now (it does so on the first parse)."""
-    ua_parser.parser("Mozilla/5.0", Domain.USER_AGENT | Domain.OS)
+    """Build the matchers now (they are built on the first parse otherwise)."""
+    _extractors()
