@@ -609,7 +609,7 @@ def run(lines: list[str], s: Settings) -> list[Line]:
     mix = Mix(random.Random(1))
     addresses = Addresses(random.Random(2))
     # Enough requests that no client comes to the end of its share (checked).
-    n_pixels = int(s.seconds * 2500) + 4000
+    n_pixels = int(s.seconds * 6000) + 4000
     n_hits = int(s.seconds * 20000) + 20000
     out = []
     for name in lines:

@@ -2,14 +2,21 @@
 another must honour (retries, sessions), and the pixel and API rules hold there too."""
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import json
+import os
+import signal
 import threading
+import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from goatcounter import create_app
+from goatcounter.counting import spool
 from goatcounter.public.pixel import GIF
 from tests import engines
 from tests.conftest import NO_LIMITS, UA, make_site, query
@@ -105,3 +112,71 @@ def test_pixel_rules_hold(server):
     assert pixel("p=/pixel-bot", "curl/8.5.0")[0] == 200
     assert stored(server, "/pixel-ok") == 1
     assert stored(server, "/pixel-bad") == stored(server, "/pixel-bot") == 0
+
+
+def _holders(lock: str) -> list[int]:
+    """Pids of the processes that have `lock` open (only the counting process keeps it
+    open: the others close it when they find it taken)."""
+    out = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) == lock for fd in fd_dir.iterdir()):
+                out.append(int(fd_dir.parent.name))
+    return out
+
+
+def _counted(app, prefix: str) -> int:
+    """Hits stored under paths starting with `prefix`, read without counting anything
+    here (this process must not do the servers' counting)."""
+    return query(app, "SELECT count(*) FROM hits h JOIN paths p ON p.id = h.path_id"
+                      " WHERE p.path LIKE ?", (prefix + "%",), drain=False)[0][0]
+
+
+def _send(base: str, prefix: str, n: int) -> int:
+    """n pageviews from 4 threads; how many were acknowledged."""
+    acked = []
+
+    def one(i: int) -> None:
+        req = urllib.request.Request(f"{base}/count?p={prefix}{i}",
+                                     headers={"User-Agent": UA, "Connection": "close"})
+        with contextlib.suppress(OSError), urllib.request.urlopen(req, timeout=30) as resp:
+            if resp.status == 200:
+                acked.append(i)
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(one, range(n)))
+    return len(acked)
+
+
+def _eventually(check, seconds: float = 15) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_one_worker_counts_and_another_takes_over_when_it_dies(tmp_path):
+    """Of several workers one counts after its replies (it holds the spool's counting
+    lock), the others' pageviews included; killed, it is succeeded, and nothing that was
+    acknowledged is left uncounted."""
+    instance = str(tmp_path)
+    own = engines.own_database()
+    app = create_app({"INSTANCE": instance, **own})
+    make_site(app, cname="127.0.0.1")
+    lock = os.path.join(app.config["DB_PATH"] + "-pending", spool.COUNTER_LOCK)
+    with gunicorn(instance, workers=2,
+                  env={"GOATCOUNTER_RATELIMIT": NO_LIMITS, **engines.env_of(own)}) as base:
+        first = _send(base, "/before/", 300)
+        assert _eventually(lambda: _counted(app, "/before/") == first)
+        leaders = _holders(lock)
+        assert len(leaders) == 1
+        os.kill(leaders[0], signal.SIGKILL)
+        after = _send(base, "/after/", 300)
+        assert after > 250
+        assert _eventually(lambda: _counted(app, "/after/") == after)
+        # The lock is taken again by a worker on one of its next replies.
+        assert _eventually(lambda: _send(base, "/later/", 4) > 0 and len(_holders(lock)) == 1)
+        assert _holders(lock) != leaders
+    assert _counted(app, "/before/") == first

@@ -379,3 +379,64 @@ def test_a_reply_does_not_wait_for_another_writer(app, monkeypatch):
     drainer.last = 0.0
     assert pixel(app, site, "/y").status_code == 200
     assert counts(app) == (0, 2)
+
+
+def wait_for(check, seconds: float = 5) -> bool:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_one_process_counts_after_its_replies(app_config, monkeypatch):
+    """With background threads, only the holder of the spool's counting lock counts
+    after its replies; another process's pageviews wait for it (or for their own
+    process's thread, once its traffic stops: not within this test)."""
+    monkeypatch.setattr(pending, "IDLE_CHECK", 60)
+    monkeypatch.setattr(spool, "LEAD_RETRY", 0.0)
+    app_config["COUNT_IN_BACKGROUND"] = True
+    app = create_app(app_config)
+    app.test_client_class = Client
+    site, _ = make_site(app)
+    drainer = app.extensions["goatcounter_pending"]
+    where = app.extensions["goatcounter_spool"]
+    # Another process holds the lock: an open file of its own is what that looks like.
+    os.makedirs(where.directory, exist_ok=True)
+    other = os.open(os.path.join(where.directory, spool.COUNTER_LOCK), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(other, fcntl.LOCK_EX)
+    try:
+        drainer.last = 0.0
+        assert pixel(app, site).status_code == 200
+        assert counts(app) == (1, 0)
+        assert not drainer.counting
+    finally:
+        os.close(other)
+    # That process is gone: the next reply takes the lock, and counts what waited.
+    assert pixel(app, site, "/y").status_code == 200
+    assert drainer.counting
+    assert counts(app) == (0, 2)
+
+
+def test_the_counting_process_counts_what_others_answered(app_config, monkeypatch):
+    """Pageviews another process answered are counted by the counting process's thread
+    within LEAD_TIMER, even when its own replies stop."""
+    monkeypatch.setattr(pending, "IDLE_CHECK", 60)
+    monkeypatch.setattr(pending, "LEAD_TIMER", 0.1)
+    app_config["COUNT_IN_BACKGROUND"] = True
+    app = create_app(app_config)
+    app.test_client_class = Client
+    site, _ = make_site(app)
+    drainer = app.extensions["goatcounter_pending"]
+    drainer.last = 0.0
+    pixel(app, site)
+    assert drainer.counting
+    assert counts(app) == (0, 1)
+    # A line another worker appended (its own file), with no reply here to count it.
+    with app.app_context():
+        hit = process(Incoming(path="/other", user_agent=UA, ip="8.8.4.4"),
+                      {"collect": 0xFFFF, "collect_regions": ""}, time.time(), None)
+        pending.add(site["id"], hit, spool.Spool(app.extensions["goatcounter_spool"].directory))
+    assert counts(app) == (1, 1)
+    assert wait_for(lambda: counts(app) == (0, 2))

@@ -47,6 +47,15 @@ MAX_BYTES = 1 << 20
 FULL = 1000
 DRAIN_EVERY = 0.5
 IDLE_CHECK = 0.5
+# One process per spool directory (per machine) counts after its replies: the one that
+# holds the spool's counting lock (Spool.counts). The others only append, and their
+# pageviews are counted in its batches. When workers took turns, each counted half
+# batches into a database whose caches the other had just made stale, at twice the
+# CPU per pageview (two sync workers, adversarial pixel load). The counting process's
+# background thread also counts when its replies haven't for LEAD_TIMER seconds (it
+# gets little traffic), so that the others' pageviews are never left waiting; every
+# worker's thread still counts when its own traffic stops.
+LEAD_TIMER = 0.6
 # A worker that would count after a reply while another process writes does not wait
 # for it (its clients would wait too, and its core would idle): it goes on answering
 # and tries again this many seconds later. Only its background thread, reads that must
@@ -297,6 +306,8 @@ class Drainer:
         # Pageviews this worker answered since it last counted, and when the last came.
         self.waiting = 0
         self.last_pageview = 0.0
+        # Whether this process counts after its replies (Spool.counts), as last asked.
+        self.counting = False
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self.pid = 0
@@ -330,7 +341,8 @@ class Drainer:
         now = time.monotonic()
         if now < self.not_before:
             return
-        if self.waiting >= FULL or (self.waiting and now - self.last >= DRAIN_EVERY):
+        if (self.waiting >= FULL or (self.waiting and now - self.last >= DRAIN_EVERY)) \
+                and self._counts(background):
             self.run(wait=False)
         elif not livelog.of(self.app).waiting():
             return
@@ -340,6 +352,15 @@ class Drainer:
             # Written by the background thread once the throttle allows, rather than
             # when the next request comes (or the thread's next idle check).
             self.wakeup.set()
+
+    def _counts(self, background: bool) -> bool:
+        """Whether this process counts after its replies; without background threads
+        every process does (nobody would count the others' pageviews otherwise)."""
+        counting = not background or self.app.extensions["goatcounter_spool"].counts()
+        if counting and not self.counting and background:
+            self.wakeup.set()  # the thread's pause is LEAD_TIMER from now on
+        self.counting = counting
+        return counting
 
     def run(self, wait: bool = True) -> None:
         """Count what is pending (the live log's noted entries ride along). Without
@@ -422,7 +443,8 @@ class Drainer:
                 if livelog.of(self.app).waiting():
                     self.flush()
             now = time.monotonic()
-            if now - self.last_pageview >= IDLE_CHECK and now - self.last >= IDLE_CHECK:
+            if (now - self.last_pageview >= IDLE_CHECK and now - self.last >= IDLE_CHECK) \
+                    or (self.counting and now - self.last >= LEAD_TIMER):
                 self.run()
             # Jobs keep their pace when replies wake the thread more often.
             if pause == 0.0 or time.monotonic() - jobs_at >= IDLE_CHECK:
@@ -433,6 +455,8 @@ class Drainer:
                 # counted then, not up to IDLE_CHECK later.
                 due = self.last_pageview + IDLE_CHECK - time.monotonic()
                 pause = min(IDLE_CHECK, max(0.01, due))
+            if self.counting and pause:
+                pause = min(pause, max(0.01, self.last + LEAD_TIMER - time.monotonic()))
 
     def _jobs(self) -> bool:
         """Run the idle jobs; whether one of them has more to do at once."""

@@ -28,11 +28,17 @@ import os
 import re
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 SUFFIX = ".jsonl"
+# The process that counts a directory's files after its replies (see pending.Drainer)
+# holds an flock on this file for as long as it runs. A process that doesn't hold it
+# tries again every LEAD_RETRY seconds, so that another takes over when that one ends.
+COUNTER_LOCK = "counting.lock"
+LEAD_RETRY = 1.0
 # A worker starts a new file past this size; the old one goes once it is counted.
 ROTATE_BYTES = 16 * 1024 * 1024
 # Files named like this were written before writers took a lock: for those the pid in the
@@ -53,6 +59,12 @@ class Piece(NamedTuple):
     line: bytes
     end: int
     lost: int
+
+
+# directory -> (pid, the lock's descriptor or None, when it was last tried); one entry
+# per process, whatever number of apps it runs on the directory.
+_counters: dict[str, tuple[int, int | None, float]] = {}
+_counters_lock = threading.Lock()
 
 
 class Spool:
@@ -128,6 +140,25 @@ class Spool:
             break
         self._fd, self._pid, self.current, self._size = fd, os.getpid(), name, 0
 
+    def counts(self) -> bool:
+        """Whether this process is the one that counts the directory's files after its
+        replies: the holder of COUNTER_LOCK."""
+        with _counters_lock:
+            pid, now = os.getpid(), time.monotonic()
+            held = _counters.get(self.directory)
+            if held is not None and held[0] == pid:
+                if held[1] is not None:
+                    return True
+                if now - held[2] < LEAD_RETRY:
+                    return False
+            elif held is not None and held[1] is not None:
+                # Inherited from the process this one was forked from, whose lock it is:
+                # our copy must go, or the lock would outlive that process.
+                os.close(held[1])
+            fd = _try_lock(os.path.join(self.directory, COUNTER_LOCK))
+            _counters[self.directory] = (pid, fd, now)
+            return fd is not None
+
     def files(self) -> Iterator[tuple[str, str]]:
         """(name, path) of every file, oldest first."""
         entries = []
@@ -163,6 +194,18 @@ class Spool:
             yield not _unlocked_writer_alive(os.path.basename(path))
         finally:
             os.close(fd)
+
+
+def _try_lock(path: str) -> int | None:
+    """An open descriptor holding the flock of `path`, or None when another has it."""
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _write_at(fd: int, line: bytes, offset: int) -> None:
