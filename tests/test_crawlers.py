@@ -29,6 +29,12 @@ def crawlerdetect(ua: str) -> bool:
     return bool(ua) and _detector._check_crawler(ua)[0]
 
 
+def crawlerdetect_match(ua: str) -> str | None:
+    """The text crawlerdetect reports as matched (`getMatches`), past its cache."""
+    ua = ua.strip()
+    return _detector._check_crawler(ua)[1] if ua else None
+
+
 def _class_char(items: list, rng: random.Random) -> str:
     for op, arg in items:
         if op is sre.NEGATE:
@@ -102,6 +108,16 @@ def test_same_verdicts_as_crawlerdetect(name):
     assert wrong == []
 
 
+@pytest.mark.parametrize("name", ["bots", "fresh", "patterns"])
+def test_same_matches_as_crawlerdetect(name):
+    """Searched with only the patterns whose literals a string holds, a crawler's match
+    is the very text crawlerdetect reports (the live log shows it)."""
+    uas = {"bots": BOTS, "fresh": FRESH, "patterns": from_patterns()}[name]
+    wrong = [(ua, crawlers.match(ua), crawlerdetect_match(ua)) for ua in uas
+             if crawlers.match(ua) != crawlerdetect_match(ua)]
+    assert wrong == []
+
+
 def test_the_first_test_settles_most_browsers():
     settled = sum(not crawlers.could_match(ua) for ua in BROWSERS)
     assert settled > 0.95 * len(BROWSERS)
@@ -130,3 +146,4 @@ _PIECES = ["Mozilla/5.0 ", "(Windows NT 10.0; Win64; x64) ", "AppleWebKit/537.36
 def test_same_verdicts_on_mixed_strings(parts):
     ua = "".join(parts)
     assert crawlers.is_crawler(ua) == crawlerdetect(ua)
+    assert crawlers.match(ua) == crawlerdetect_match(ua)

@@ -91,11 +91,11 @@ def test_stopped_at_any_point_and_run_again(fresh, tmp_path, monkeypatch, where,
     calls = []
     real_write, real_advance = db.write, import_runs.advance
 
-    def dying_write(fn, conn=None):
+    def dying_write(fn, conn=None, wait=True):
         calls.append(fn)
         if len(calls) == at:
             raise Killed
-        return real_write(fn, conn)
+        return real_write(fn, conn, wait)
 
     def dying_advance(*args, **kwargs):
         real_advance(*args, **kwargs)  # the rows and the position are written...

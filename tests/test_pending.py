@@ -182,11 +182,11 @@ def test_retry_failed_interrupted_counts_nothing_twice(quiet, monkeypatch, dies_
     real = db.write
     calls = []
 
-    def dies(fn, conn=None):
+    def dies(fn, conn=None, wait=True):
         calls.append(fn)
         if len(calls) == dies_at:
             raise KeyboardInterrupt  # as if the process were killed here
-        return real(fn, conn)
+        return real(fn, conn, wait)
 
     with monkeypatch.context() as patch, contextlib.suppress(KeyboardInterrupt):
         patch.setattr(db, "write", dies)

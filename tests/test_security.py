@@ -599,6 +599,19 @@ def test_trusted_proxy_gives_the_visitor_address(app_config):
     assert got["/a"][1] == got["/c"][1] != got["/b"][1]
 
 
+def test_a_quote_from_the_client_does_not_hide_the_proxys_address(app_config):
+    """What a client puts in X-Forwarded-For comes first; the proxy's item is the last,
+    whatever quotes the client's part holds (werkzeug's ProxyFix read an unbalanced
+    quote as the start of one value and found none: the request kept the proxy's
+    address, which no rate limit applies to)."""
+    app = proxy_app(app_config, PROXY, ratelimit="count:1/100")
+    client = app.test_client()
+    for value in (f'"{SPOOFED}, {VISITOR}', f'"x, y", {VISITOR}', f'{SPOOFED}", {VISITOR}'):
+        assert pixel(client, "/q", PROXY, value).status_code in (200, 429)
+    assert {path: loc for path, (loc, _) in counted(app).items()} == {"/q": "GB"}
+    assert len(query(app, "SELECT 1 FROM hits")) == 1  # the others were rate limited
+
+
 def test_trusted_proxy_applies_ignore_ips_to_the_visitor(app_config):
     app = proxy_app(app_config, PROXY)
     client = app.test_client()

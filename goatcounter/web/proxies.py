@@ -1,15 +1,15 @@
 """Client addresses behind a reverse proxy.
 
 X-Forwarded-For is believed only when the connection comes from a proxy named in
-TRUSTED_PROXIES; anybody else could write whatever address they like into it.
+TRUSTED_PROXIES; anybody else could write whatever address they like into it. Of its
+items only the last counts: the one the proxy added (nginx appends the address it saw
+to whatever the client sent).
 """
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Iterable
 from typing import Any
-
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -36,13 +36,26 @@ def _trusted(addr: str, networks: Iterable[Network]) -> bool:
     return any(ip in net for net in networks)
 
 
+def last_item(value: str | None) -> str | None:
+    """The last item of a comma list that isn't empty, or None. Quotes mean nothing here
+    (werkzeug's ProxyFix reads them, and an unbalanced one from a client hid the
+    proxy's own item, leaving the request with the proxy's address)."""
+    if not value:
+        return None
+    for item in reversed(value.split(",")):
+        item = item.strip()
+        if item:
+            return item
+    return None
+
+
 class TrustedProxies:
-    """WSGI middleware: ProxyFix for requests from a trusted proxy, nothing otherwise."""
+    """WSGI middleware: for requests from a trusted proxy, the client's address and
+    scheme from X-Forwarded-For and X-Forwarded-Proto; nothing otherwise."""
 
     def __init__(self, app: Callable[..., Any], networks: list[Network]) -> None:
         self.app = app
         self.networks = networks
-        self.fixed = ProxyFix(app, x_for=1, x_proto=1, x_host=0, x_port=0, x_prefix=0)
         # Behind a proxy every request comes from one or two addresses: each is parsed
         # and looked up once, not on every pageview.
         self._known: dict[str, bool] = {}
@@ -59,5 +72,10 @@ class TrustedProxies:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if self.trusted(environ.get("REMOTE_ADDR", "")):
-            return self.fixed(environ, start_response)
+            addr = last_item(environ.get("HTTP_X_FORWARDED_FOR"))
+            if addr:
+                environ["REMOTE_ADDR"] = addr
+            scheme = last_item(environ.get("HTTP_X_FORWARDED_PROTO"))
+            if scheme:
+                environ["wsgi.url_scheme"] = scheme
         return self.app(environ, start_response)

@@ -8,9 +8,11 @@ of those patterns contains some literal text (`bot`, `crawler`, `google`, ...) t
 any string it matches must contain. Those literals are read from the patterns
 themselves when this module is loaded, and searched for first, in one pattern arranged
 as a trie (a few µs). A string that contains none of them can't be matched, so the
-answer is no; any other string goes to crawlerdetect, whose answer stands. The answer
-is always crawlerdetect's own: the first test only settles strings it would have
-refused anyway.
+answer is no. A string that contains some is searched, as crawlerdetect searches it,
+with only the patterns that need one of the literals it contains, in crawlerdetect's
+order: the others can't match it anywhere, so the first match (and the text that
+crawlerdetect reports) is the same, at a fraction of the cost. The answer is always
+crawlerdetect's own.
 """
 from __future__ import annotations
 
@@ -18,9 +20,11 @@ import importlib
 import re
 import threading
 from collections.abc import Iterable
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from crawlerdetect import CrawlerDetect
+from crawlerdetect.crawlerdetect import get_compiled_exclusions_regex as _crawlerdetect_exclusions
 from crawlerdetect.providers.crawlers import data as _crawler_patterns
 from crawlerdetect.providers.exclusions import data as _exclusion_patterns
 
@@ -93,16 +97,37 @@ def _trie(words: Iterable[str]) -> str:
     return emit(root)
 
 
-def _literals() -> re.Pattern[str] | None:
-    """The literals of every crawler pattern as one search, or None (no first test)
-    when a pattern names none, so that each string goes to crawlerdetect."""
-    words: set[str] = set()
+class _Literals(NamedTuple):
+    """The literals of every crawler pattern as one search (`first`), the same search at
+    every position (`each`), and for each literal the patterns (by index, in order)
+    that need it or a longer literal that starts with it."""
+
+    first: re.Pattern[str]
+    each: re.Pattern[str]
+    patterns: dict[str, tuple[int, ...]]
+
+
+def _literals() -> _Literals | None:
+    """The literal searches, or None (no first test) when a pattern names none, so that
+    each string goes to crawlerdetect."""
+    needs: list[set[str]] = []
     for pattern in _crawler_patterns:
         need = _required(_sre_parse.parse(pattern, re.IGNORECASE))
         if not need:
             return None
-        words |= need
-    return re.compile(_trie(words))
+        needs.append(need)
+    words = set().union(*needs)
+    trie = _trie(words)
+    # The trie stops at the shortest literal that starts where it matches, so a pattern
+    # is listed under each of its literals and every literal that begins one of them.
+    patterns: dict[str, set[int]] = {word: set() for word in words}
+    for index, need in enumerate(needs):
+        for literal in need:
+            for end in range(1, len(literal) + 1):
+                if literal[:end] in patterns:
+                    patterns[literal[:end]].add(index)
+    return _Literals(re.compile(trie), re.compile(f"(?=({trie}))"),
+                     {word: tuple(sorted(found)) for word, found in patterns.items()})
 
 
 def _exclusions() -> re.Pattern[str] | None:
@@ -122,22 +147,49 @@ except Exception:  # pragma: no cover - a crawlerdetect whose patterns we can't 
     _LITERALS = _EXCLUDE = None
 
 
+def _rest(ua: str) -> str | None:
+    """`ua` in lower case without crawlerdetect's exclusions, for an ASCII string (None
+    for any other, or when there is no first test)."""
+    if _LITERALS is None or _EXCLUDE is None or not ua.isascii():
+        return None
+    return _EXCLUDE.sub("", ua.lower())
+
+
 def could_match(ua: str) -> bool:
     """False when crawlerdetect can't call `ua` a crawler: an ASCII string without any
     of its patterns' literals once its exclusions are removed."""
-    if _LITERALS is None or _EXCLUDE is None or not ua.isascii():
+    rest = _rest(ua)
+    if rest is None or _LITERALS is None:
         return True
-    rest = _EXCLUDE.sub("", ua.lower())
-    return bool(rest) and _LITERALS.search(rest) is not None
+    return bool(rest) and _LITERALS.first.search(rest) is not None
+
+
+@lru_cache(maxsize=512)
+def _search_of(indexes: tuple[int, ...]) -> re.Pattern[str]:
+    """crawlerdetect's search, made of only these of its patterns (in its order)."""
+    return re.compile("(" + "|".join(_crawler_patterns[i] for i in indexes) + ")",
+                      re.IGNORECASE)
 
 
 def match(ua: str) -> str | None:
     """What crawlerdetect matched in a User-Agent, or None when it is no crawler."""
     ua = ua.strip()
-    if not could_match(ua):
+    rest = _rest(ua)
+    if rest is None or _LITERALS is None:
+        with _detector_lock:
+            return _detector.getMatches() if _detector.isCrawler(ua) else None
+    if not rest:
         return None
-    with _detector_lock:
-        return _detector.getMatches() if _detector.isCrawler(ua) else None
+    found = {m[1] for m in _LITERALS.each.finditer(rest)}
+    if not found:
+        return None
+    indexes = tuple(sorted(set().union(*(_LITERALS.patterns[w] for w in found))))
+    # What crawlerdetect searches: the string without its exclusions, case kept.
+    agent = _crawlerdetect_exclusions().sub("", ua)
+    hit = _search_of(indexes).search(agent)
+    if hit is None:
+        return None
+    return next((group for group in hit.groups() if group), None)
 
 
 def is_crawler(ua: str) -> bool:
