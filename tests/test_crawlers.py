@@ -11,6 +11,7 @@ import re
 import pytest
 from crawlerdetect import CrawlerDetect
 from crawlerdetect.providers.crawlers import data as crawler_patterns
+from crawlerdetect.providers.exclusions import data as exclusion_patterns
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -118,6 +119,18 @@ def test_same_matches_as_crawlerdetect(name):
     assert wrong == []
 
 
+def test_the_grouped_exclusions_remove_what_crawlerdetects_remove():
+    """The exclusions, grouped by first character, take the same text out of every
+    string as crawlerdetect's own alternation (lower-cased, for lower-case text)."""
+    plain = re.compile("(" + "|".join(exclusion_patterns).lower() + ")")
+    assert crawlers._EXCLUDE is not None and crawlers._EXCLUDE.pattern != plain.pattern
+    strings = [ua.lower() for ua in [*BROWSERS, *BOTS, *FRESH, *from_patterns()]]
+    strings += ["like gecko", "gecko/2010", " intel", "[ ]intel", "\"yandex\"", "opera mini/1",
+                "linux; like gecko/1.2", "cpu os 17_1 like mac os x", " .net clr 2.0"]
+    wrong = [ua for ua in strings if crawlers._EXCLUDE.sub("", ua) != plain.sub("", ua)]
+    assert wrong == []
+
+
 def test_the_first_test_settles_most_browsers():
     settled = sum(not crawlers.could_match(ua) for ua in BROWSERS)
     assert settled > 0.95 * len(BROWSERS)
@@ -147,3 +160,6 @@ def test_same_verdicts_on_mixed_strings(parts):
     ua = "".join(parts)
     assert crawlers.is_crawler(ua) == crawlerdetect(ua)
     assert crawlers.match(ua) == crawlerdetect_match(ua)
+    plain = re.compile("(" + "|".join(exclusion_patterns).lower() + ")")
+    assert crawlers._EXCLUDE is not None
+    assert crawlers._EXCLUDE.sub("", ua.lower()) == plain.sub("", ua.lower())

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple, overload
 
 from flask import Flask
-from werkzeug.wsgi import ClosingIterator
 
 from goatcounter import clock
 from goatcounter.accounts import sites
@@ -187,6 +186,20 @@ def _json(status: int, body: dict[str, Any], extra: dict[str, str]) -> tuple[str
     return _STATUS.get(status, f"{status} Error"), headers, data
 
 
+class _ThenCall(list[bytes]):
+    """A reply body whose `close` (which the server calls once the reply is sent) runs
+    `then`: werkzeug's ClosingIterator does the same with more layers."""
+
+    __slots__ = ("then",)
+
+    def __init__(self, body: bytes, then: Callable[[], None]) -> None:
+        super().__init__((body,))
+        self.then = then
+
+    def close(self) -> None:
+        self.then()
+
+
 class PixelEndpoint:
     """WSGI layer: /count here, everything else on to Flask."""
 
@@ -213,9 +226,9 @@ class PixelEndpoint:
         start_response(status, headers)
         drainer = self.app.extensions["goatcounter_pending"]
         if keep:
-            return ClosingIterator([body], drainer.soon)
+            return _ThenCall(body, drainer.soon)
         if self.live.waiting():
-            return ClosingIterator([body], drainer.noted)
+            return _ThenCall(body, drainer.noted)
         return [body]
 
     def _handle(self, environ: dict[str, Any],

@@ -133,11 +133,76 @@ def _literals() -> _Literals | None:
 def _exclusions() -> re.Pattern[str] | None:
     """crawlerdetect's exclusions for lower-case text: the same matches as its own
     case-blind pattern on ASCII text, at twice its speed. None if the patterns use an
-    upper-case escape (`\\D`, `\\S`), which lower-casing would change."""
-    joined = "|".join(_exclusion_patterns)
-    if re.search(r"\\[A-Z]", joined):
+    upper-case escape (`\\D`, `\\S`), which lower-casing would change.
+
+    The alternatives are grouped by the character they start with, so that at each
+    position only that character's group is tried (Python's engine would try all of
+    them): as no alternative of one group can match where another group's character
+    is, and each group keeps crawlerdetect's order, the same alternative matches."""
+    lowered = [p.lower() for p in _exclusion_patterns]
+    if re.search(r"\\[A-Z]", "|".join(_exclusion_patterns)):
         return None
-    return re.compile(f"({joined.lower()})")
+    groups: dict[str, list[tuple[str, str | None]]] = {}
+    for pattern in lowered:
+        parsed = _sre_parse.parse(pattern)
+        starts = _first_chars(list(parsed))
+        if starts is None:  # can't tell: the plain alternation it is
+            return re.compile(f"({'|'.join(lowered)})")
+        # Written as that character itself (not a class or an escape), not repeated.
+        plain = (len(starts) == 1 and pattern[:1] in starts and pattern[0] not in "\\[("
+                 and not pattern[1:].startswith(("*", "+", "?", "{")))
+        for ch in sorted(starts):
+            # A pattern that starts with its one literal character is written without
+            # it inside that character's group; any other is kept whole.
+            groups.setdefault(ch, []).append((pattern, pattern[1:] if plain else None))
+    parts = []
+    for ch, members in groups.items():
+        if all(rest is not None for _, rest in members):
+            parts.append(re.escape(ch) + "(?:" + "|".join(r or "" for _, r in members) + ")")
+        else:
+            parts.append(f"(?={re.escape(ch)})(?:" + "|".join(p for p, _ in members) + ")")
+    return re.compile("(" + "|".join(parts) + ")")
+
+
+def _first_chars(items: list[tuple[Any, Any]]) -> set[str] | None:
+    """The characters a match of parsed pattern items can start with, or None when that
+    can't be told (any character, an empty match)."""
+    out: set[str] = set()
+    for op, arg in items:
+        if op is _sre.LITERAL:
+            return out | {chr(arg)}
+        if op is _sre.IN:
+            chars = _class_chars(arg)
+            return None if chars is None else out | chars
+        if op is _sre.SUBPATTERN or op is _sre.BRANCH or op in (_sre.MAX_REPEAT,
+                                                                 _sre.MIN_REPEAT):
+            alternatives = ([arg[-1]] if op is _sre.SUBPATTERN else
+                            arg[1] if op is _sre.BRANCH else [arg[2]])
+            optional = op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) and arg[0] == 0
+            for alt in alternatives:
+                found = _first_chars(list(alt))
+                if found is None:
+                    return None
+                out |= found
+            if not optional:
+                return out
+            continue
+        return None
+    return None  # it may match nothing at all
+
+
+def _class_chars(items: list[tuple[Any, Any]]) -> set[str] | None:
+    chars: set[str] = set()
+    for op, arg in items:
+        if op is _sre.LITERAL:
+            chars.add(chr(arg))
+        elif op is _sre.RANGE:
+            chars.update(map(chr, range(arg[0], arg[1] + 1)))
+        elif op is _sre.CATEGORY and arg is _sre.CATEGORY_DIGIT:
+            chars.update("0123456789")
+        else:
+            return None
+    return chars
 
 
 try:
