@@ -131,6 +131,17 @@ def add(conn: sqlite3.Connection, site_id: int, hits: Iterable[Hit],
     new_visitors: set[tuple[int, int]] = set()
     months: Counter = Counter()
     day_months: dict[int, tuple[int, int]] = {}
+    # Each table's counter by name once, not for every hit.
+    t = visit_tables
+    path_days, ref_counts, ref_hours, ref_days = (
+        t["path_days"], t["ref_counts"], t["ref_hours"], t["ref_days"])
+    browser_stats, browser_days, system_stats, system_days = (
+        t["browser_stats"], t["browser_days"], t["system_stats"], t["system_days"])
+    location_stats, location_days, size_stats, size_days = (
+        t["location_stats"], t["location_days"], t["size_stats"], t["size_days"])
+    language_stats, language_days, campaign_stats, campaign_days = (
+        t["language_stats"], t["language_days"], t["campaign_stats"], t["campaign_days"])
+    anonymous_days = t["anonymous_days"]
     for h in hits:
         hour = h.created_at - h.created_at % HOUR
         day = h.created_at - h.created_at % DAY
@@ -144,35 +155,35 @@ def add(conn: sqlite3.Connection, site_id: int, hits: Iterable[Hit],
         site[2] += 1
         if not fv:
             continue
-        t = visit_tables
-        t["path_days"][(day, h.path_id)] += 1
+        path_id = h.path_id
+        path_days[(day, path_id)] += 1
         if day not in day_months:
             day_months[day] = month_of(day)
         month, mday = day_months[day]
-        months[(month, h.path_id, mday)] += 1
-        t["ref_counts"][(h.path_id, hour, h.ref_id)] += 1
-        t["ref_hours"][(hour, h.ref_id)] += 1
-        t["ref_days"][(day, h.ref_id)] += 1
+        months[(month, path_id, mday)] += 1
+        ref_counts[(path_id, hour, h.ref_id)] += 1
+        ref_hours[(hour, h.ref_id)] += 1
+        ref_days[(day, h.ref_id)] += 1
         if h.browser_id is not None:
-            t["browser_stats"][(h.path_id, day, h.browser_id)] += 1
-            t["browser_days"][(day, h.browser_id)] += 1
+            browser_stats[(path_id, day, h.browser_id)] += 1
+            browser_days[(day, h.browser_id)] += 1
         if h.system_id is not None:
-            t["system_stats"][(h.path_id, day, h.system_id)] += 1
-            t["system_days"][(day, h.system_id)] += 1
-        t["location_stats"][(h.path_id, day, h.location)] += 1
-        t["location_days"][(day, h.location)] += 1
-        t["size_stats"][(h.path_id, day, h.width)] += 1
-        t["size_days"][(day, h.width)] += 1
-        t["language_stats"][(h.path_id, day, h.language)] += 1
-        t["language_days"][(day, h.language)] += 1
+            system_stats[(path_id, day, h.system_id)] += 1
+            system_days[(day, h.system_id)] += 1
+        location_stats[(path_id, day, h.location)] += 1
+        location_days[(day, h.location)] += 1
+        size_stats[(path_id, day, h.width)] += 1
+        size_days[(day, h.width)] += 1
+        language_stats[(path_id, day, h.language)] += 1
+        language_days[(day, h.language)] += 1
         if h.campaign_id is not None:
-            t["campaign_stats"][(h.path_id, day, h.campaign_id, h.ref)] += 1
-            t["campaign_days"][(day, h.campaign_id, h.ref)] += 1
+            campaign_stats[(path_id, day, h.campaign_id, h.ref)] += 1
+            campaign_days[(day, h.campaign_id, h.ref)] += 1
         if h.session is not None:
             (new_visitors if h.session in fresh else visitors).add(
                 (day, int.from_bytes(h.session[:8], "big", signed=True)))
         else:
-            t["anonymous_days"][(day,)] += 1
+            anonymous_days[(day,)] += 1
     _flush(conn, site_id, "hit_counts", {k: tuple(v) for k, v in hit_counts.items()})
     _flush(conn, site_id, "site_counts", {k: tuple(v) for k, v in site_counts.items()})
     for table, counts in visit_tables.items():

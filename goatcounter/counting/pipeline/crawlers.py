@@ -243,11 +243,9 @@ def match(ua: str) -> str | None:
     if rest is None or _LITERALS is None:
         with _detector_lock:
             return _detector.getMatches() if _detector.isCrawler(ua) else None
-    if not rest:
-        return None
+    if not rest or _LITERALS.first.search(rest) is None:
+        return None  # most browsers' strings: no literal at all
     found = {m[1] for m in _LITERALS.each.finditer(rest)}
-    if not found:
-        return None
     indexes = tuple(sorted(set().union(*(_LITERALS.patterns[w] for w in found))))
     # What crawlerdetect searches: the string without its exclusions, case kept.
     agent = _crawlerdetect_exclusions().sub("", ua)
