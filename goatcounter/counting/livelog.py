@@ -291,9 +291,10 @@ class Follower:
     sorted by arrival.
     """
 
-    # DRAIN_EVERY (0.5 s) and the time to count a batch: with 0.4, a loaded machine's
-    # tail showed a group of pageviews before the one sent just before it. With the
-    # tail's POLL, entries still show within a second.
+    # How late counted pageviews' entries may be written (pending.DRAIN_EVERY, 0.5 s,
+    # or LEAD_TIMER, 0.55 s) and the time to count a batch: with 0.4, a loaded
+    # machine's tail showed a group of pageviews before the one sent just before it.
+    # With the tail's POLL, entries still show within a second.
     HOLD = 0.8
 
     def __init__(self, site_id: int | None = None, start_id: int = 0) -> None:

@@ -3,9 +3,10 @@
 A browser's pageview is appended to this worker's spool file (spool.py) before the
 reply goes out, so it is never lost. Counting it (paths, sessions, the hit row and the
 aggregates) costs much less per pageview when done for many at once, so the files are
-counted in batches: right after a reply when the worker hasn't counted for a moment, by
-a background thread of each worker when traffic stops, and before any stats or export
-read, so that what the API shows is always complete.
+counted in batches: by one process per machine right after a reply when it hasn't
+counted for a moment (or from its background thread when its replies stop), by the
+background thread of every worker when its own traffic stops, and before any stats or
+export read, so that what the API shows is always complete.
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ IDLE_CHECK = 0.5
 # background thread also counts when its replies haven't for LEAD_TIMER seconds (it
 # gets little traffic), so that the others' pageviews are never left waiting; every
 # worker's thread still counts when its own traffic stops.
-LEAD_TIMER = 0.6
+LEAD_TIMER = 0.55
 # A worker that would count after a reply while another process writes does not wait
 # for it (its clients would wait too, and its core would idle): it goes on answering
 # and tries again this many seconds later. Only its background thread, reads that must
