@@ -80,8 +80,12 @@ class Output:
 def command(args: list[str], instance: Path) -> Iterator[Output]:
     """`python -m goatcounter ARGS` on the instance, stopped with Ctrl-C at the end."""
     env = {**os.environ, "GOATCOUNTER_INSTANCE": str(instance), "PYTHONUNBUFFERED": "1"}
+    # Ctrl-C as a terminal sends it, even when the tests run in the background (whose
+    # children start with SIGINT ignored); in a process group of its own, so that
+    # whatever it started goes too if it has to be killed.
     proc = subprocess.Popen([sys.executable, "-m", "goatcounter", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True, preexec_fn=_default_sigint)
     out = Output(proc)
     try:
         yield out
@@ -90,9 +94,14 @@ def command(args: list[str], instance: Path) -> Iterator[Output]:
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         out.close()
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def tail_json(server: LiveServer, *extra: str) -> contextlib.AbstractContextManager[Output]:
