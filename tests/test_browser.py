@@ -16,7 +16,7 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,6 +26,7 @@ import pytest
 
 from tests import engines
 from tests.browser import USER_AGENT, LiveServer, console, console_errors, follow_link
+from tests.waiting import wait_until
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -41,7 +42,6 @@ REFERRER = "http://news.example.org/story/42?utm_source=feed"
 SENT_REFERRER = "http://news.example.org/"
 GIF = bytes.fromhex("47494638396101000100800100000000ffffff21f90401"
                     "0a0001002c00000000010001000002024c01003b")
-TIMEOUT = 20.0
 
 
 @dataclass
@@ -125,17 +125,6 @@ class PageServer:
                 self.reply(200, GIF, "image/gif")
 
         return Handler
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def settle() -> None:

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,6 +20,7 @@ from goatcounter.public.pixel import GIF
 from tests import engines
 from tests.conftest import NO_LIMITS, UA, make_site, query
 from tests.servers import gunicorn
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -148,15 +148,6 @@ def _send(base: str, prefix: str, n: int) -> int:
     return len(acked)
 
 
-def _eventually(check, seconds: float = 15) -> bool:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
 def test_one_worker_counts_and_another_takes_over_when_it_dies(tmp_path):
     """Of several workers one counts after its replies (it holds the spool's counting
     lock), the others' pageviews included; killed, it is succeeded, and nothing that was
@@ -169,14 +160,15 @@ def test_one_worker_counts_and_another_takes_over_when_it_dies(tmp_path):
     with gunicorn(instance, workers=2,
                   env={"GOATCOUNTER_RATELIMIT": NO_LIMITS, **engines.env_of(own)}) as base:
         first = _send(base, "/before/", 300)
-        assert _eventually(lambda: _counted(app, "/before/") == first)
+        wait_until(lambda: _counted(app, "/before/") == first, "the first pageviews counted", 15)
         leaders = _holders(lock)
         assert len(leaders) == 1
         os.kill(leaders[0], signal.SIGKILL)
         after = _send(base, "/after/", 300)
         assert after > 250
-        assert _eventually(lambda: _counted(app, "/after/") == after)
+        wait_until(lambda: _counted(app, "/after/") == after, "the later pageviews counted", 15)
         # The lock is taken again by a worker on one of its next replies.
-        assert _eventually(lambda: _send(base, "/later/", 4) > 0 and len(_holders(lock)) == 1)
+        wait_until(lambda: _send(base, "/later/", 4) > 0 and len(_holders(lock)) == 1,
+                   "a new worker holding the counting lock", 15)
         assert _holders(lock) != leaders
     assert _counted(app, "/before/") == first

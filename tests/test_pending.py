@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+from flask import Flask
 
 from goatcounter import create_app
 from goatcounter.counting import pending, spool, store
@@ -15,6 +16,7 @@ from goatcounter.counting.pipeline import useragents
 from goatcounter.counting.pipeline.process import Incoming, process
 from goatcounter.storage import db
 from tests.conftest import Client, make_site, query
+from tests.waiting import wait_until
 
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0"
 
@@ -81,11 +83,10 @@ def test_idle_workers_count_in_the_background(app_config, monkeypatch):
     app.extensions["goatcounter_pending"].last = time.monotonic() + 0.2
     pixel(app, site)
     assert counts(app) == (1, 0)
-    deadline = time.monotonic() + 5
-    while counts(app) != (0, 1) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    app.extensions["goatcounter_pending"].stop()
-    assert counts(app) == (0, 1)
+    try:
+        wait_until(lambda: counts(app) == (0, 1), "the idle worker's thread counting", 5)
+    finally:
+        app.extensions["goatcounter_pending"].stop()
 
 
 def test_a_pageview_that_fails_is_kept_and_can_be_retried(quiet, monkeypatch):
@@ -381,26 +382,23 @@ def test_a_reply_does_not_wait_for_another_writer(app, monkeypatch):
     assert counts(app) == (0, 2)
 
 
-def wait_for(check, seconds: float = 5) -> bool:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+def background_app(app_config, monkeypatch) -> tuple[Flask, dict, pending.Drainer]:
+    """An app whose counting thread runs, but whose idle check won't come within a test:
+    what counts is the step after each reply and the counting process's timer."""
+    monkeypatch.setattr(pending, "IDLE_CHECK", 60)
+    app_config["COUNT_IN_BACKGROUND"] = True
+    app = create_app(app_config)
+    app.test_client_class = Client
+    site, _ = make_site(app)
+    return app, site, app.extensions["goatcounter_pending"]
 
 
 def test_one_process_counts_after_its_replies(app_config, monkeypatch):
     """With background threads, only the holder of the spool's counting lock counts
     after its replies; another process's pageviews wait for it (or for their own
     process's thread, once its traffic stops: not within this test)."""
-    monkeypatch.setattr(pending, "IDLE_CHECK", 60)
     monkeypatch.setattr(spool, "LEAD_RETRY", 0.0)
-    app_config["COUNT_IN_BACKGROUND"] = True
-    app = create_app(app_config)
-    app.test_client_class = Client
-    site, _ = make_site(app)
-    drainer = app.extensions["goatcounter_pending"]
+    app, site, drainer = background_app(app_config, monkeypatch)
     where = app.extensions["goatcounter_spool"]
     # Another process holds the lock: an open file of its own is what that looks like.
     os.makedirs(where.directory, exist_ok=True)
@@ -422,13 +420,8 @@ def test_one_process_counts_after_its_replies(app_config, monkeypatch):
 def test_the_counting_process_counts_what_others_answered(app_config, monkeypatch):
     """Pageviews another process answered are counted by the counting process's thread
     within LEAD_TIMER, even when its own replies stop."""
-    monkeypatch.setattr(pending, "IDLE_CHECK", 60)
     monkeypatch.setattr(pending, "LEAD_TIMER", 0.1)
-    app_config["COUNT_IN_BACKGROUND"] = True
-    app = create_app(app_config)
-    app.test_client_class = Client
-    site, _ = make_site(app)
-    drainer = app.extensions["goatcounter_pending"]
+    app, site, drainer = background_app(app_config, monkeypatch)
     drainer.last = 0.0
     pixel(app, site)
     assert drainer.counting
@@ -439,4 +432,4 @@ def test_the_counting_process_counts_what_others_answered(app_config, monkeypatc
                       {"collect": 0xFFFF, "collect_regions": ""}, time.time(), None)
         pending.add(site["id"], hit, spool.Spool(app.extensions["goatcounter_spool"].directory))
     assert counts(app) == (1, 1)
-    assert wait_for(lambda: counts(app) == (0, 2))
+    wait_until(lambda: counts(app) == (0, 2), "the other process's pageview counted", 5)

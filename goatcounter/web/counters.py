@@ -71,16 +71,8 @@ class SharedCounters:
         when none is open); returns the count in the window and when it ends."""
         fp = fingerprint(key)
         first = fp % self.slots
-        # The lock's steps written out, not through _locked: this runs on every pageview.
-        with self._thread:
-            table = self._open()
-            fd = self._fd
-            assert fd is not None
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                return self._count(table, fp, first, seconds, now)
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+        with self._locked() as table:
+            return self._count(table, fp, first, seconds, now)
 
     def _count(self, table: mmap.mmap, fp: int, first: int, seconds: float,
                now: float) -> tuple[int, float]:

@@ -220,13 +220,16 @@ def _rest(ua: str) -> str | None:
     return _EXCLUDE.sub("", ua.lower())
 
 
+def _has_literal(rest: str) -> bool:
+    """Whether `rest` (what _rest gave) holds any literal of crawlerdetect's patterns."""
+    return bool(rest) and _LITERALS is not None and _LITERALS.first.search(rest) is not None
+
+
 def could_match(ua: str) -> bool:
     """False when crawlerdetect can't call `ua` a crawler: an ASCII string without any
     of its patterns' literals once its exclusions are removed."""
-    rest = _rest(ua)
-    if rest is None or _LITERALS is None:
-        return True
-    return bool(rest) and _LITERALS.first.search(rest) is not None
+    rest = _rest(ua.strip())
+    return rest is None or _has_literal(rest)
 
 
 @lru_cache(maxsize=512)
@@ -243,7 +246,7 @@ def match(ua: str) -> str | None:
     if rest is None or _LITERALS is None:
         with _detector_lock:
             return _detector.getMatches() if _detector.isCrawler(ua) else None
-    if not rest or _LITERALS.first.search(rest) is None:
+    if not _has_literal(rest):
         return None  # most browsers' strings: no literal at all
     found = {m[1] for m in _LITERALS.each.finditer(rest)}
     indexes = tuple(sorted(set().union(*(_LITERALS.patterns[w] for w in found))))
