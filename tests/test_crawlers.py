@@ -123,11 +123,27 @@ def test_the_grouped_exclusions_remove_what_crawlerdetects_remove():
     """The exclusions, grouped by first character, take the same text out of every
     string as crawlerdetect's own alternation (lower-cased, for lower-case text)."""
     plain = re.compile("(" + "|".join(exclusion_patterns).lower() + ")")
-    assert crawlers._EXCLUDE is not None and crawlers._EXCLUDE.pattern != plain.pattern
+    exclude = crawlers._EXCLUDE
+    assert exclude is not None and exclude.pattern.pattern != plain.pattern
     strings = [ua.lower() for ua in [*BROWSERS, *BOTS, *FRESH, *from_patterns()]]
-    strings += ["like gecko", "gecko/2010", " intel", "[ ]intel", "\"yandex\"", "opera mini/1",
-                "linux; like gecko/1.2", "cpu os 17_1 like mac os x", " .net clr 2.0"]
-    wrong = [ua for ua in strings if crawlers._EXCLUDE.sub("", ua) != plain.sub("", ua)]
+    strings += EDGES
+    wrong = [ua for ua in strings if exclude.pattern.sub("", ua) != plain.sub("", ua)]
+    assert wrong == []
+
+
+EDGES = ["like gecko", "gecko/2010", " intel", "[ ]intel", "\"yandex\"", "opera mini/1",
+         "linux; like gecko/1.2", "cpu os 17_1 like mac os x", " .net clr 2.0", "",
+         "like like gecko", "opera mini/12.1.2/3.opera", "safarisafari/1.2", "x86_x86_64",
+         "mozilla/5.0mozilla/5.0", "super/1/android/2android 3", " .net clr .net"]
+
+
+def test_exclusions_are_tried_only_where_one_can_start():
+    """Tried only at the places where one of the exclusions' leading texts is, they
+    take out what re.sub over every position takes out."""
+    exclude = crawlers._EXCLUDE
+    assert exclude is not None and exclude.starts is not None
+    strings = [ua.lower() for ua in [*BROWSERS, *BOTS, *FRESH, *from_patterns()]] + EDGES
+    wrong = [ua for ua in strings if exclude.remove(ua) != exclude.pattern.sub("", ua)]
     assert wrong == []
 
 
@@ -162,4 +178,4 @@ def test_same_verdicts_on_mixed_strings(parts):
     assert crawlers.match(ua) == crawlerdetect_match(ua)
     plain = re.compile("(" + "|".join(exclusion_patterns).lower() + ")")
     assert crawlers._EXCLUDE is not None
-    assert crawlers._EXCLUDE.sub("", ua.lower()) == plain.sub("", ua.lower())
+    assert crawlers._EXCLUDE.remove(ua.lower()) == plain.sub("", ua.lower())

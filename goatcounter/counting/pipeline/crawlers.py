@@ -6,13 +6,13 @@ searches it with one alternation of some 1,500 patterns, which Python's backtrac
 engine tries at every position: 0.2 to 1.5 ms for each new browser string. Every one
 of those patterns contains some literal text (`bot`, `crawler`, `google`, ...) that
 any string it matches must contain. Those literals are read from the patterns
-themselves when this module is loaded, and searched for first, in one pattern arranged
-as a trie (a few µs). A string that contains none of them can't be matched, so the
-answer is no. A string that contains some is searched, as crawlerdetect searches it,
-with only the patterns that need one of the literals it contains, in crawlerdetect's
-order: the others can't match it anywhere, so the first match (and the text that
-crawlerdetect reports) is the same, at a fraction of the cost. The answer is always
-crawlerdetect's own.
+themselves when this module is loaded, and all found in one pass over the string (an
+Aho-Corasick automaton: under a µs, whatever their number). A string that contains
+none of them can't be matched, so the answer is no. A string that contains some is
+searched, as crawlerdetect searches it, with only the patterns that need one of the
+literals it contains, in crawlerdetect's order: the others can't match it anywhere, so
+the first match (and the text that crawlerdetect reports) is the same, at a fraction of
+the cost. The answer is always crawlerdetect's own.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+import ahocorasick_rs
 from crawlerdetect import CrawlerDetect
 from crawlerdetect.crawlerdetect import get_compiled_exclusions_regex as _crawlerdetect_exclusions
 from crawlerdetect.providers.crawlers import data as _crawler_patterns
@@ -78,37 +79,22 @@ def _required(items: Iterable[tuple[Any, Any]]) -> set[str] | None:
     return max(found, key=lambda s: (min(map(len, s)), -len(s)))
 
 
-def _trie(words: Iterable[str]) -> str:
-    """One pattern that matches wherever any of `words` starts: a trie, so that the
-    engine tries a few branches at each position, not every word."""
-    root: dict[str, Any] = {}
-    for word in words:
-        node = root
-        for ch in word:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-
-    def emit(node: dict[str, Any]) -> str:
-        if "" in node:
-            return ""  # a word ends here: whatever follows, it has matched
-        alts = [re.escape(ch) + emit(sub) for ch, sub in sorted(node.items())]
-        return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
-
-    return emit(root)
-
-
 class _Literals(NamedTuple):
-    """The literals of every crawler pattern as one search (`first`), the same search at
-    every position (`each`), and for each literal the patterns (by index, in order)
-    that need it or a longer literal that starts with it."""
+    """The literals of every crawler pattern (`words`, lower case), found all at once by
+    `finder`, and for each literal (by its index in `words`) the patterns, by index, that
+    need it."""
 
-    first: re.Pattern[str]
-    each: re.Pattern[str]
-    patterns: dict[str, tuple[int, ...]]
+    finder: ahocorasick_rs.AhoCorasick
+    words: list[str]
+    patterns: list[tuple[int, ...]]
+
+    def found(self, text: str) -> list[tuple[int, int, int]]:
+        """Every place any literal occurs in `text`, overlapping ones too."""
+        return self.finder.find_matches_as_indexes(text, overlapping=True)
 
 
 def _literals() -> _Literals | None:
-    """The literal searches, or None (no first test) when a pattern names none, so that
+    """The literal search, or None (no first test) when a pattern names none, so that
     each string goes to crawlerdetect."""
     needs: list[set[str]] = []
     for pattern in _crawler_patterns:
@@ -116,21 +102,17 @@ def _literals() -> _Literals | None:
         if not need:
             return None
         needs.append(need)
-    words = set().union(*needs)
-    trie = _trie(words)
-    # The trie stops at the shortest literal that starts where it matches, so a pattern
-    # is listed under each of its literals and every literal that begins one of them.
-    patterns: dict[str, set[int]] = {word: set() for word in words}
+    words = sorted(set().union(*needs))
+    number = {word: i for i, word in enumerate(words)}
+    patterns: list[set[int]] = [set() for _ in words]
     for index, need in enumerate(needs):
         for literal in need:
-            for end in range(1, len(literal) + 1):
-                if literal[:end] in patterns:
-                    patterns[literal[:end]].add(index)
-    return _Literals(re.compile(trie), re.compile(f"(?=({trie}))"),
-                     {word: tuple(sorted(found)) for word, found in patterns.items()})
+            patterns[number[literal]].add(index)
+    return _Literals(ahocorasick_rs.AhoCorasick(words), words,
+                     [tuple(sorted(found)) for found in patterns])
 
 
-def _exclusions() -> re.Pattern[str] | None:
+def _grouped_exclusions() -> re.Pattern[str] | None:
     """crawlerdetect's exclusions for lower-case text: the same matches as its own
     case-blind pattern on ASCII text, at twice its speed. None if the patterns use an
     upper-case escape (`\\D`, `\\S`), which lower-casing would change.
@@ -162,6 +144,86 @@ def _exclusions() -> re.Pattern[str] | None:
         else:
             parts.append(f"(?={re.escape(ch)})(?:" + "|".join(p for p, _ in members) + ")")
     return re.compile("(" + "|".join(parts) + ")")
+
+
+class _Exclusions(NamedTuple):
+    """crawlerdetect's exclusions for lower-case text (`pattern`), and the texts one of
+    which each of their matches starts with (`starts`; None when some can't be named).
+
+    Removing them as re.sub would tries the alternation at every position of the
+    string (7 µs for a browser's). Where none of those texts starts, none can match: so
+    the alternation is tried only where one does (found in one pass), from left to
+    right, each after the end of the last match, which is what re.sub does."""
+
+    pattern: re.Pattern[str]
+    starts: ahocorasick_rs.AhoCorasick | None
+
+    def remove(self, low: str) -> str:
+        """`low` (lower case) without the exclusions, as `pattern.sub("", low)`."""
+        if self.starts is None:
+            return self.pattern.sub("", low)
+        found = self.starts.find_matches_as_indexes(low, overlapping=True)
+        if not found:
+            return low
+        pieces = []
+        end = 0
+        match = self.pattern.match
+        for start in sorted({start for _, start, _ in found}):
+            if start >= end:
+                hit = match(low, start)
+                if hit is not None:
+                    pieces.append(low[end:start])
+                    end = hit.end()
+        if not pieces:
+            return low
+        pieces.append(low[end:])
+        return "".join(pieces)
+
+
+def _exclusions() -> _Exclusions | None:
+    """The exclusions, or None when they can't be read for lower-case text."""
+    grouped = _grouped_exclusions()
+    if grouped is None:
+        return None
+    starts: set[str] = set()
+    for pattern in _exclusion_patterns:
+        leading = _leading(list(_sre_parse.parse(pattern, re.IGNORECASE)))
+        if leading is None:
+            return _Exclusions(grouped, None)
+        starts |= leading
+    return _Exclusions(grouped, ahocorasick_rs.AhoCorasick(sorted(starts)))
+
+
+def _leading(items: list[tuple[Any, Any]]) -> set[str] | None:
+    """Texts (lower case) one of which every match of parsed pattern items starts with,
+    cut where the pattern stops being plain ASCII text; None when none can be named."""
+    run: list[str] = []
+    for i, (op, arg) in enumerate(items):
+        if op is _sre.IN:
+            chars = _class_chars(arg)
+            if chars is not None and len(chars) == 1:  # `[ ]`
+                op, arg = _sre.LITERAL, ord(chars.pop())
+        if op is _sre.LITERAL and chr(arg).isascii():
+            run.append(chr(arg).lower())
+            continue
+        if run:
+            break
+        if op is _sre.SUBPATTERN or op is _sre.BRANCH:
+            out: set[str] = set()
+            for alt in ([arg[-1]] if op is _sre.SUBPATTERN else arg[1]):
+                found = _leading(list(alt))
+                if found is None:
+                    return None
+                out |= found
+            return out
+        if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT):
+            inner = _leading(list(arg[2]))
+            if inner is None or arg[0] >= 1:
+                return inner
+            after = _leading(items[i + 1:])  # it may be left out
+            return None if after is None else inner | after
+        return None
+    return {"".join(run)} if run else None
 
 
 def _first_chars(items: list[tuple[Any, Any]]) -> set[str] | None:
@@ -217,19 +279,16 @@ def _rest(ua: str) -> str | None:
     for any other, or when there is no first test)."""
     if _LITERALS is None or _EXCLUDE is None or not ua.isascii():
         return None
-    return _EXCLUDE.sub("", ua.lower())
-
-
-def _has_literal(rest: str) -> bool:
-    """Whether `rest` (what _rest gave) holds any literal of crawlerdetect's patterns."""
-    return bool(rest) and _LITERALS is not None and _LITERALS.first.search(rest) is not None
+    return _EXCLUDE.remove(ua.lower())
 
 
 def could_match(ua: str) -> bool:
     """False when crawlerdetect can't call `ua` a crawler: an ASCII string without any
     of its patterns' literals once its exclusions are removed."""
     rest = _rest(ua.strip())
-    return rest is None or _has_literal(rest)
+    if rest is None or _LITERALS is None:
+        return True
+    return bool(rest) and bool(_LITERALS.found(rest))
 
 
 @lru_cache(maxsize=512)
@@ -246,10 +305,11 @@ def match(ua: str) -> str | None:
     if rest is None or _LITERALS is None:
         with _detector_lock:
             return _detector.getMatches() if _detector.isCrawler(ua) else None
-    if not _has_literal(rest):
+    found = _LITERALS.found(rest) if rest else None
+    if not found:
         return None  # most browsers' strings: no literal at all
-    found = {m[1] for m in _LITERALS.each.finditer(rest)}
-    indexes = tuple(sorted(set().union(*(_LITERALS.patterns[w] for w in found))))
+    needing = _LITERALS.patterns
+    indexes = tuple(sorted(set().union(*(needing[word] for word, _, _ in found))))
     # What crawlerdetect searches: the string without its exclusions, case kept.
     agent = _crawlerdetect_exclusions().sub("", ua)
     hit = _search_of(indexes).search(agent)
