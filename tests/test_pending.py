@@ -212,6 +212,36 @@ def test_lines_written_before_classify_later_still_count(app):
     assert pending.decode(old) == (site["id"], hit)
 
 
+def test_lines_read_together_are_read_as_each_alone(app):
+    """decode_all gives what decode gives for each line: newest lines, older ones, a
+    classified one and one left to classify, on one site or two."""
+    site, _ = make_site(app)
+    other, _ = make_site(app, "other.example.com")
+    hits = [process(Incoming(path=f"/p{i}", title="T ☕", ref="https://www.google.com/",
+                             width=390, user_agent=UA, ip="8.8.8.8"), site["settings"],
+                    1_700_000_100.0 + i, None if i == 2 else f"key{i}",
+                    classify_later=i % 2 == 0) for i in range(4)]
+    assert not any(isinstance(hit, str) for hit in hits)
+    lines = [pending.encode(site["id"] if i < 3 else other["id"], hit).rstrip(b"\n")
+             for i, hit in enumerate(hits)]
+    lines.append(lines[1].replace(b",false]", b"]"))  # before classify_later
+    assert pending.decode_all(lines) == [pending.decode(line) for line in lines]
+    assert pending.decode_all([]) == []
+
+
+@pytest.mark.parametrize("bad", [b"[1,", b"[1, 2]", b"7", b"[1,2],[3,4]"])
+def test_a_broken_line_among_others_fails_as_it_does_alone(app, bad):
+    site, _ = make_site(app)
+    hit = process(Incoming(path="/ok", user_agent=UA, ip="8.8.8.8"), site["settings"],
+                  1_700_000_100.0, "key", classify_later=True)
+    assert not isinstance(hit, str)
+    good = pending.encode(site["id"], hit).rstrip(b"\n")
+    with pytest.raises(Exception) as alone:
+        pending.decode(bad)
+    with pytest.raises(type(alone.value)):
+        pending.decode_all([good, bad, good])
+
+
 def test_a_busy_worker_counts_in_big_batches(app, monkeypatch):
     monkeypatch.setattr(pending, "FULL", 3)
     site, _ = make_site(app)

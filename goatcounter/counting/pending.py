@@ -100,6 +100,34 @@ def decode(line: bytes) -> tuple[int, Hit]:
     return int(site_id), Hit(**values)
 
 
+# A line of the newest kind: the site id, then every field; a Hit's fields are those with
+# `dropped` (never spooled: a dropped hit isn't kept) after `ignored`.
+_NEWEST = 1 + len(_FIELDS)
+_DROPPED_AT = 1 + _FIELDS.index("ignored") + 1
+_BROWSER_AT, _SYSTEM_AT = 1 + _FIELDS.index("browser"), 1 + _FIELDS.index("system")
+
+
+def decode_all(lines: list[bytes]) -> list[tuple[int, Hit]]:
+    """`decode` of each line, read by one call of the JSON parser (whose cost per call
+    was half of a line's)."""
+    try:
+        rows = json.loads(b"[" + b",".join(lines) + b"]")
+    except ValueError:
+        rows = None
+    if not isinstance(rows, list) or len(rows) != len(lines):
+        return [decode(line) for line in lines]  # one at a time: a broken one raises
+    out = []
+    for line, row in zip(lines, rows, strict=True):
+        if not isinstance(row, list) or len(row) != _NEWEST:
+            out.append(decode(line))
+            continue
+        for at in (_BROWSER_AT, _SYSTEM_AT):
+            if row[at] is not None:
+                row[at] = tuple(row[at])
+        out.append((int(row[0]), Hit(*row[1:_DROPPED_AT], False, *row[_DROPPED_AT:])))
+    return out
+
+
 def queue() -> spool.Spool:
     """The spool of the current app."""
     return current_app.extensions["goatcounter_spool"]
@@ -163,12 +191,10 @@ def _count_file(conn: sqlite3.Connection, path: str, name: str, most: int,
     if not pieces:
         return Progress(0, False)
     by_site: dict[int, list[Hit]] = defaultdict(list)
-    counted = 0
-    for piece in pieces:
-        if piece.line:
-            site_id, hit = decode(piece.line)
-            by_site[site_id].append(hit)
-            counted += 1
+    lines = [piece.line for piece in pieces if piece.line]
+    for site_id, hit in decode_all(lines):
+        by_site[site_id].append(hit)
+    counted = len(lines)
     live = livelog.on()
     for site_id, hits in by_site.items():
         site = sites.get(conn, site_id)
