@@ -100,11 +100,11 @@ def decode(line: bytes) -> tuple[int, Hit]:
     return int(site_id), Hit(**values)
 
 
-# A line of the newest kind: the site id, then every field; a Hit's fields are those with
-# `dropped` (never spooled: a dropped hit isn't kept) after `ignored`.
+# A line of the newest kind holds the site id and every field; a Hit has `dropped` too,
+# after `ignored` (a dropped hit is never spooled).
 _NEWEST = 1 + len(_FIELDS)
-_DROPPED_AT = 1 + _FIELDS.index("ignored") + 1
-_BROWSER_AT, _SYSTEM_AT = 1 + _FIELDS.index("browser"), 1 + _FIELDS.index("system")
+_DROPPED = _FIELDS.index("ignored") + 1
+_BROWSER, _SYSTEM = _FIELDS.index("browser"), _FIELDS.index("system")
 
 
 def decode_all(lines: list[bytes]) -> list[tuple[int, Hit]]:
@@ -121,10 +121,12 @@ def decode_all(lines: list[bytes]) -> list[tuple[int, Hit]]:
         if not isinstance(row, list) or len(row) != _NEWEST:
             out.append(decode(line))
             continue
-        for at in (_BROWSER_AT, _SYSTEM_AT):
-            if row[at] is not None:
-                row[at] = tuple(row[at])
-        out.append((int(row[0]), Hit(*row[1:_DROPPED_AT], False, *row[_DROPPED_AT:])))
+        site_id, *fields = row
+        for at in (_BROWSER, _SYSTEM):
+            if fields[at] is not None:
+                fields[at] = tuple(fields[at])
+        fields.insert(_DROPPED, False)
+        out.append((int(site_id), Hit(*fields)))
     return out
 
 
