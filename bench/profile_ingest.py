@@ -421,8 +421,8 @@ def steps(args: argparse.Namespace, n: int = 1000, repeats: int = 5) -> None:
             ("pending.add: spool one pageview (JSON line, write)",
              lambda h: pending.add(site["id"], h, spool), lambda: hits(n)),
         ]
-        # A worker counts what it has spooled at most every 0.1 s: at a few hundred
-        # pageviews/s per worker, batches of some tens.
+        # One worker counts, after FULL (1,000) pageviews or DRAIN_EVERY (0.5 s): under
+        # load, batches of about a thousand; a quiet site's are of a few.
         whole = [(f"counting the spool, batches of {k} new sessions, per pageview",
                   batches(count, k)) for k in (10, 30, 100, 1000)]
         whole += [(f"store.save, batches of {k} new sessions (the API's), per hit",
