@@ -145,6 +145,11 @@ def _no_background_thread_outlives_its_test(monkeypatch) -> Iterator[None]:
     yield
     for drainer in made:
         drainer.stop()
+        # stop() waits 5 s; one that is still busy is given longer, then this test fails
+        # rather than a later one finding the thread at work on its rows.
+        if drainer.thread is not None:
+            drainer.thread.join(30)
+            assert not drainer.thread.is_alive(), "a background thread did not stop"
 
 
 @pytest.fixture(autouse=True)
