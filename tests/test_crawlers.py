@@ -119,6 +119,12 @@ def test_same_matches_as_crawlerdetect(name):
     assert wrong == []
 
 
+EDGES = ["like gecko", "gecko/2010", " intel", "[ ]intel", "\"yandex\"", "opera mini/1",
+         "linux; like gecko/1.2", "cpu os 17_1 like mac os x", " .net clr 2.0", "",
+         "like like gecko", "opera mini/12.1.2/3.opera", "safarisafari/1.2", "x86_x86_64",
+         "mozilla/5.0mozilla/5.0", "super/1/android/2android 3", " .net clr .net"]
+
+
 def test_the_grouped_exclusions_remove_what_crawlerdetects_remove():
     """The exclusions, grouped by first character, take the same text out of every
     string as crawlerdetect's own alternation (lower-cased, for lower-case text)."""
@@ -129,12 +135,6 @@ def test_the_grouped_exclusions_remove_what_crawlerdetects_remove():
     strings += EDGES
     wrong = [ua for ua in strings if exclude.pattern.sub("", ua) != plain.sub("", ua)]
     assert wrong == []
-
-
-EDGES = ["like gecko", "gecko/2010", " intel", "[ ]intel", "\"yandex\"", "opera mini/1",
-         "linux; like gecko/1.2", "cpu os 17_1 like mac os x", " .net clr 2.0", "",
-         "like like gecko", "opera mini/12.1.2/3.opera", "safarisafari/1.2", "x86_x86_64",
-         "mozilla/5.0mozilla/5.0", "super/1/android/2android 3", " .net clr .net"]
 
 
 def test_exclusions_are_tried_only_where_one_can_start():

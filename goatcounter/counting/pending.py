@@ -85,26 +85,14 @@ def encode(site_id: int, hit: Hit) -> bytes:
     return (_LINE.encode([site_id, *_VALUES(hit)]) + "\n").encode()
 
 
-def decode(line: bytes) -> tuple[int, Hit]:
-    """(site id, hit) of a spool line."""
-    site_id, *rest = json.loads(line)
-    if len(rest) == _RECEIVED:
-        # Written before lines carried their arrival time.
-        rest.append(rest[_FIELDS.index("created_at")])
-    # Unclassified lines are the newest: the older ones end before that field.
-    fields = _FIELDS[:-1] if len(rest) == len(_FIELDS) - 1 else _FIELDS
-    values: dict[str, Any] = dict(zip(fields, rest, strict=True))
-    for key in ("browser", "system"):
-        if values[key] is not None:
-            values[key] = tuple(values[key])
-    return int(site_id), Hit(**values)
-
-
-# A line of the newest kind holds the site id and every field; a Hit has `dropped` too,
-# after `ignored` (a dropped hit is never spooled).
-_NEWEST = 1 + len(_FIELDS)
+# A Hit has `dropped` too, after `ignored`: a dropped hit is never spooled.
 _DROPPED = _FIELDS.index("ignored") + 1
 _BROWSER, _SYSTEM = _FIELDS.index("browser"), _FIELDS.index("system")
+
+
+def decode(line: bytes) -> tuple[int, Hit]:
+    """(site id, hit) of a spool line."""
+    return _hit_of(json.loads(line))
 
 
 def decode_all(lines: list[bytes]) -> list[tuple[int, Hit]]:
@@ -116,18 +104,25 @@ def decode_all(lines: list[bytes]) -> list[tuple[int, Hit]]:
         rows = None
     if not isinstance(rows, list) or len(rows) != len(lines):
         return [decode(line) for line in lines]  # one at a time: a broken one raises
-    out = []
-    for line, row in zip(lines, rows, strict=True):
-        if not isinstance(row, list) or len(row) != _NEWEST:
-            out.append(decode(line))
-            continue
-        site_id, *fields = row
-        for at in (_BROWSER, _SYSTEM):
-            if fields[at] is not None:
-                fields[at] = tuple(fields[at])
-        fields.insert(_DROPPED, False)
-        out.append((int(site_id), Hit(*fields)))
-    return out
+    return [_hit_of(row) for row in rows]
+
+
+def _hit_of(row: Any) -> tuple[int, Hit]:
+    """(site id, hit) of a parsed spool line."""
+    site_id, *rest = row
+    for at in (_BROWSER, _SYSTEM):
+        if len(rest) > at and rest[at] is not None:
+            rest[at] = tuple(rest[at])
+    if len(rest) == len(_FIELDS):
+        # The newest lines: every field, in the order of Hit's.
+        rest.insert(_DROPPED, False)
+        return int(site_id), Hit(*rest)
+    if len(rest) == _RECEIVED:
+        # Written before lines carried their arrival time.
+        rest.append(rest[_FIELDS.index("created_at")])
+    # Unclassified lines are the newest: the older ones end before that field.
+    fields = _FIELDS[:-1] if len(rest) == len(_FIELDS) - 1 else _FIELDS
+    return int(site_id), Hit(**dict(zip(fields, rest, strict=True)))
 
 
 def queue() -> spool.Spool:

@@ -80,12 +80,11 @@ def _required(items: Iterable[tuple[Any, Any]]) -> set[str] | None:
 
 
 class _Literals(NamedTuple):
-    """The literals of every crawler pattern (`words`, lower case), found all at once by
-    `finder`, and for each literal (by its index in `words`) the patterns, by index, that
+    """The literals of every crawler pattern (lower case), found all at once by `finder`,
+    and for each literal (by the index `finder` reports) the patterns, by index, that
     need it."""
 
     finder: ahocorasick_rs.AhoCorasick
-    words: list[str]
     patterns: list[tuple[int, ...]]
 
     def found(self, text: str) -> list[tuple[int, int, int]]:
@@ -108,7 +107,7 @@ def _literals() -> _Literals | None:
     for index, need in enumerate(needs):
         for literal in need:
             patterns[number[literal]].add(index)
-    return _Literals(ahocorasick_rs.AhoCorasick(words), words,
+    return _Literals(ahocorasick_rs.AhoCorasick(words),
                      [tuple(sorted(found)) for found in patterns])
 
 
