@@ -690,6 +690,9 @@ def main() -> None:
     parser.add_argument("--only", choices=("pixel", "api", "live-log"),
                         help="run only these lines")
     parser.add_argument("--line", action="append", choices=LINES, help="run only this line")
+    parser.add_argument("--rounds", type=int,
+                        help=f"alternations of ours and the baseline (default {ROUNDS}): more"
+                        " of them cancel more of a shared machine's changing speed")
     parser.add_argument("--db", help="a postgresql:// URL to run every line on (its tables are"
                         " dropped first) instead of a new SQLite file")
     args = parser.parse_args()
@@ -697,7 +700,8 @@ def main() -> None:
         os.environ["GOATCOUNTER_DB"] = args.db
         print(f"database: PostgreSQL ({args.db})")
     seconds = args.seconds if args.seconds != 10 or not args.quick else 3
-    s = Settings(seconds=seconds, clients=args.clients, rounds=2 if args.quick else ROUNDS,
+    s = Settings(seconds=seconds, clients=args.clients,
+                 rounds=args.rounds or (2 if args.quick else ROUNDS),
                  warm_repeat=3 if args.quick else 6)
     lines = args.line or [n for n in LINES if args.only is None or n.startswith(args.only)]
     if args.db and any(n.startswith("live-log") for n in lines):
