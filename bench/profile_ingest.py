@@ -356,11 +356,11 @@ def profiled(args: argparse.Namespace) -> None:
 def steps(args: argparse.Namespace, n: int = 1000, repeats: int = 5) -> None:
     """Each step on its own, on inputs nobody sent before."""
     from goatcounter.accounts import sites
-    from goatcounter.counting import pending, sessions, store
+    from goatcounter.counting import aggregates, pending, sessions, store
     from goatcounter.counting.pipeline import bots, locations, useragents
     from goatcounter.counting.pipeline.process import Incoming, process
     from goatcounter.storage import db
-    from goatcounter.web import ratelimit
+    from goatcounter.web import counters, ratelimit
 
     load_ = Requests(args.load)
     mix, addresses = load_.mix, load_.addresses
@@ -400,6 +400,13 @@ def steps(args: argparse.Namespace, n: int = 1000, repeats: int = 5) -> None:
             with app.app_context():
                 pending.drain()
 
+        table = counters.SharedCounters(os.path.join(inst, "steps.counters"))
+        now = time.time()
+
+        def keys(repeat: int) -> list[str]:
+            fresh = [f"{addresses.fresh()}\x00{mix.fresh()}" for _ in range(n // repeat)]
+            return [key for key in fresh for _ in range(repeat)]
+
         each = [
             ("bots.from_user_agent, new user agent (crawlerdetect)", bots.from_user_agent,
              lambda: [mix.fresh() for _ in range(n)]),
@@ -409,9 +416,13 @@ def steps(args: argparse.Namespace, n: int = 1000, repeats: int = 5) -> None:
              lambda: [mix.fresh() for _ in range(n)]),
             ("locations.lookup_ip, new address (iptocc)", locations.lookup_ip,
              lambda: [addresses.fresh() for _ in range(n)]),
-            ("ratelimit.check_count, new address and UA (SQLite upsert)",
+            ("ratelimit.check_count, new address and UA (shared counters)",
              lambda x: ratelimit.check_count(app, *x),
              lambda: [(addresses.fresh(), mix.fresh()) for _ in range(n)]),
+            ("counters.incr, new key (the pixel's rate-limit table)",
+             lambda k: table.incr(k, 1, now), lambda: keys(1)),
+            ("counters.incr, each key 4 times in its window", lambda k: table.incr(k, 1, now),
+             lambda: keys(4)),
             ("sessions.client_key (blake2b)", lambda x: sessions.client_key("secret", x),
              lambda: [f"u:{mix.fresh()}-{addresses.fresh()}" for _ in range(n)]),
             ("process(), new UA and address (the pipeline, all steps)",
@@ -438,6 +449,34 @@ def steps(args: argparse.Namespace, n: int = 1000, repeats: int = 5) -> None:
                     fn(x)
                 times.append((time.process_time() - start) / len(items) * 1e6)
             print(f"  {label:62} {min(times):7.1f} {statistics.median(times):7.1f}")
+        rng = random.Random(3)
+
+        def stored(k: int) -> list[Any]:
+            """Hits as storing leaves them for the aggregates: ids found, new sessions."""
+            out = hits(k)
+            for h in out:
+                h.path_id, h.ref_id = rng.randrange(1, 50), rng.choice([1, 1, 2, 3])
+                h.browser_id, h.system_id = rng.randrange(1, 30), rng.randrange(1, 10)
+                h.session, h.first_visit = rng.randbytes(16), True
+            return out
+
+        def aggregate(batch: list[Any]) -> None:
+            with app.app_context():
+                conn = db.get_db()
+                conn.execute("BEGIN")  # rolled back: every batch meets the same tables
+                try:
+                    aggregates.add(conn, site["id"], batch, {h.session for h in batch})
+                finally:
+                    conn.rollback()
+
+        times = []
+        for _ in range(repeats):
+            items = stored(n)
+            start = time.process_time()
+            aggregate(items)
+            times.append((time.process_time() - start) / len(items) * 1e6)
+        label = f"aggregates.add, a batch of {n} new sessions, per hit"
+        print(f"  {label:62} {min(times):7.1f} {statistics.median(times):7.1f}")
         for label, run in whole:
             times = []
             for _ in range(repeats):
