@@ -7,7 +7,9 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -172,3 +174,50 @@ def test_one_worker_counts_and_another_takes_over_when_it_dies(tmp_path):
                    "a new worker holding the counting lock", 15)
         assert _holders(lock) != leaders
     assert _counted(app, "/before/") == first
+
+
+def test_the_pixel_limit_is_one_count_across_workers(tmp_path):
+    # Each worker writes its own region of the counters and reads all of them: a client
+    # whose pageviews land on several workers still gets the limit once, not per worker.
+    instance = str(tmp_path)
+    own = engines.own_database()
+    app = create_app({"INSTANCE": instance, **own})
+    make_site(app, cname="127.0.0.1")
+    limits = NO_LIMITS.replace("count:none", "count:20/600")
+    env = {"GOATCOUNTER_RATELIMIT": limits, "GOATCOUNTER_TRUSTED_PROXIES": "127.0.0.1",
+           **engines.env_of(own)}
+    with gunicorn(instance, workers=3, env=env) as base:
+        host, port = base.removeprefix("http://").split(":")
+
+        def begin(i: int) -> socket.socket:
+            # A client behind the proxy (loopback itself is never limited); the request
+            # is left unfinished, so the worker that took it can take no other.
+            conn = socket.create_connection((host, int(port)), timeout=30)
+            conn.sendall(f"GET /count?p=/limited-{i} HTTP/1.1\r\nHost: {host}\r\n"
+                         f"User-Agent: {UA}\r\nX-Forwarded-For: 198.51.100.9\r\n"
+                         "Connection: close\r\n".encode())
+            return conn
+
+        def finish(conn: socket.socket) -> int:
+            conn.sendall(b"\r\n")
+            reply = b""
+            while chunk := conn.recv(65536):
+                reply += chunk
+            conn.close()
+            return int(reply.split(b" ", 2)[1])
+
+        first = []
+        for round_ in range(4):
+            held = []
+            for i in range(3):
+                held.append(begin(round_ * 3 + i))
+                time.sleep(0.2)  # taken by an idle worker meanwhile
+            first += [finish(conn) for conn in held]
+        # Then one at a time across the limit, so that no two counts meet at its edge.
+        then = [finish(begin(i)) for i in range(12, 24)]
+        assert first == [200] * 12
+        assert then == [200] * 8 + [429] * 4
+        wait_until(lambda: _counted(app, "/limited-") == 20, "the 20 pageviews counted")
+    workers = query(app, "SELECT count(DISTINCT worker) FROM live_log WHERE path LIKE ?",
+                    ("/limited-%",), drain=False)[0][0]
+    assert workers >= 2

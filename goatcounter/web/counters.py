@@ -16,7 +16,10 @@ live slots in all regions, so no lock is taken per request. Under load a lock pe
 request made the workers queue for it and wake each other (about 10 µs of CPU per
 pageview, bench/ingest.py). The regions are interleaved, so that the slots of one key
 in every region lie side by side and are read in one slice. A process that finds every
-region taken shares the last one with the others like it, under its lock.
+region taken shares the last one with the others like it, under its lock. No count is
+lost this way; only when two processes count one key at the same instant, each reads the
+other's count of a moment before, so that at the very edge of the limit one more request
+per such process may pass (a client would need that many connections answered at once).
 """
 from __future__ import annotations
 
