@@ -245,6 +245,11 @@ def fuzz_server(tmp_path_factory) -> Iterator[dict[str, Any]]:
     env = {"GOATCOUNTER_RATELIMIT": NO_LIMITS, **engines.env_of(own)}
     with gunicorn(str(instance), workers=2, env=env, access_log="-") as base:
         yield {"base": base, "token": token, "host": site["cname"], "instance": instance}
+    # The requests above started this app's background thread: it must not outlive the
+    # module (on PostgreSQL it would meet its closed pool at exit, or the next rows).
+    app.extensions["goatcounter_pending"].stop()
+    if app.config.get("DB_URL"):
+        app.extensions["goatcounter_db"].close()
 
 
 def server_statuses(instance: Path, since: int) -> Counter[str]:
