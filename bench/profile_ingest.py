@@ -434,10 +434,36 @@ def steps(args: argparse.Namespace, n: int = 1000, repeats: int = 5) -> None:
         ]
         # One worker counts, after FULL (1,000) pageviews or DRAIN_EVERY (0.5 s): under
         # load, batches of about a thousand; a quiet site's are of a few.
-        whole = [(f"counting the spool, batches of {k} new sessions, per pageview",
-                  batches(count, k)) for k in (10, 30, 100, 1000)]
+        rng = random.Random(3)
+
+        def stored(spread: int) -> Callable[[int], list[Any]]:
+            """Hits as storing leaves them for the aggregates (ids found, new sessions),
+            over `spread` paths, browsers and systems."""
+            def make(k: int) -> list[Any]:
+                out = hits(k)
+                for h in out:
+                    h.path_id, h.ref_id = rng.randrange(1, spread), rng.choice([1, 1, 2, 3])
+                    h.browser_id, h.system_id = rng.randrange(1, spread), rng.randrange(1, 10)
+                    h.session, h.first_visit = rng.randbytes(16), True
+                return out
+            return make
+
+        def aggregate(batch: list[Any]) -> None:
+            with app.app_context():
+                conn = db.get_db()
+                conn.execute("BEGIN")  # rolled back: every batch meets the same tables
+                try:
+                    aggregates.add(conn, site["id"], batch, {h.session for h in batch})
+                finally:
+                    conn.rollback()
+
+        whole: list[tuple[str, Callable[[list[Any]], None], Callable[[int], list[Any]]]] = [
+            (f"aggregates.add, a batch of {n} new sessions, {spread} paths, per hit",
+             aggregate, stored(spread)) for spread in (50, 5)]
+        whole += [(f"counting the spool, batches of {k} new sessions, per pageview",
+                   batches(count, k), hits) for k in (10, 30, 100, 1000)]
         whole += [(f"store.save, batches of {k} new sessions (the API's), per hit",
-                   batches(save, k)) for k in (10, 100, 500)]
+                   batches(save, k), hits) for k in (10, 100, 500)]
         print(f"\n  {'step, on inputs nobody sent before':62} {'best':>7} {'median':>7}"
               "  µs per call")
         for label, fn, make in each:
@@ -449,38 +475,10 @@ def steps(args: argparse.Namespace, n: int = 1000, repeats: int = 5) -> None:
                     fn(x)
                 times.append((time.process_time() - start) / len(items) * 1e6)
             print(f"  {label:62} {min(times):7.1f} {statistics.median(times):7.1f}")
-        rng = random.Random(3)
-
-        def stored(k: int) -> list[Any]:
-            """Hits as storing leaves them for the aggregates: ids found, new sessions."""
-            out = hits(k)
-            for h in out:
-                h.path_id, h.ref_id = rng.randrange(1, 50), rng.choice([1, 1, 2, 3])
-                h.browser_id, h.system_id = rng.randrange(1, 30), rng.randrange(1, 10)
-                h.session, h.first_visit = rng.randbytes(16), True
-            return out
-
-        def aggregate(batch: list[Any]) -> None:
-            with app.app_context():
-                conn = db.get_db()
-                conn.execute("BEGIN")  # rolled back: every batch meets the same tables
-                try:
-                    aggregates.add(conn, site["id"], batch, {h.session for h in batch})
-                finally:
-                    conn.rollback()
-
-        times = []
-        for _ in range(repeats):
-            items = stored(n)
-            start = time.process_time()
-            aggregate(items)
-            times.append((time.process_time() - start) / len(items) * 1e6)
-        label = f"aggregates.add, a batch of {n} new sessions, per hit"
-        print(f"  {label:62} {min(times):7.1f} {statistics.median(times):7.1f}")
-        for label, run in whole:
+        for label, run, make_hits in whole:
             times = []
             for _ in range(repeats):
-                items = hits(n)
+                items = make_hits(n)
                 start = time.process_time()
                 run(items)
                 times.append((time.process_time() - start) / len(items) * 1e6)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import operator
 import os
@@ -80,9 +79,9 @@ _VALUES = operator.attrgetter(*_FIELDS)
 
 
 def encode(site_id: int, hit: Hit) -> bytes:
-    """A pageview as the line kept in a spool file: compact JSON in UTF-8, the bytes
-    json.dumps(..., ensure_ascii=False, separators=(",", ":")) gives, in a tenth of the
-    time (orjson: 0.3 µs a line against 4.2, on the path of the reply)."""
+    """A pageview as the line kept in a spool file: compact JSON in UTF-8, the bytes that
+    json.dumps(..., ensure_ascii=False, separators=(",", ":")) gives (so that files of
+    earlier versions read the same), for less of the reply's time."""
     return orjson.dumps([site_id, *_VALUES(hit)]) + b"\n"
 
 
@@ -237,7 +236,7 @@ def _set_aside(conn: sqlite3.Connection, path: str, name: str, error: BaseExcept
 
 def _site_of(text: str) -> int:
     try:
-        return int(json.loads(text)[0])
+        return int(orjson.loads(text)[0])
     except (ValueError, TypeError, IndexError, KeyError):
         return 0
 
